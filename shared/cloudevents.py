@@ -1,0 +1,147 @@
+"""CloudEvents 1.0 in Kafka *binary content mode*: our events to Kafka records and back.
+
+Invariants:
+- key = Renja id (UTF-8), so every event of one Renja lands in one partition, in log order;
+- headers ``ce_id``, ``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339, UTC)
+  and ``ce_subject`` (= Renja id), ``content-type: application/json``, and W3C ``traceparent`` when known;
+- the value is the event's JSON (``model_dump(mode="json")``), which repeats the envelope fields so a
+  consumer that ignores headers still has the whole fact.
+
+The mapping is written out here (a few header assignments on the hot path) rather than routed through the
+``cloudevents`` SDK objects; ``tests/unit/test_cloudevents.py`` proves that the official SDK parses what we
+produce and that we parse what the SDK produces.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from shared.events import EVENT_TYPES, Event, UnknownEventType
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+SOURCE_PREFIX = "/renja/"
+TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """One record as aiokafka sends it: ``key``/``value`` bytes and a header list."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class DecodeError(ValueError):
+    """A Kafka record is not one of our CloudEvents. ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def source_uri(service: str) -> str:
+    """CloudEvents ``source`` for a producing service, e.g. ``/renja/documents``."""
+    return f"{SOURCE_PREFIX}{service}"
+
+
+def encode_data(event: Event) -> bytes:
+    """The event's JSON data (UTF-8), as stored in the outbox and sent as the record value."""
+    return event.model_dump_json().encode()
+
+
+def build_headers(
+    *,
+    event_id: UUID | str,
+    source: str,
+    event_type: str,
+    time: datetime | str,
+    subject: UUID | str,
+    traceparent: str | None = None,
+) -> Headers:
+    """CloudEvents binary-mode headers for one event (``time`` as RFC 3339 UTC)."""
+    time_text = time if isinstance(time, str) else time.isoformat().replace("+00:00", "Z")
+    headers: Headers = [
+        ("ce_specversion", SPECVERSION.encode()),
+        ("ce_id", str(event_id).encode()),
+        ("ce_source", source_uri(source).encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_time", time_text.encode()),
+        ("ce_subject", str(subject).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    if traceparent and TRACEPARENT_RE.match(traceparent):
+        headers.append(("traceparent", traceparent.encode()))
+    return headers
+
+
+def to_kafka(event: Event, traceparent: str | None = None) -> KafkaRecord:
+    """Encode ``event`` as a binary-mode CloudEvents Kafka record."""
+    return KafkaRecord(
+        key=str(event.renja_id).encode(),
+        value=encode_data(event),
+        headers=build_headers(
+            event_id=event.event_id,
+            source=event.source,
+            event_type=event.event_type,
+            time=event.occurred_at,
+            subject=event.renja_id,
+            traceparent=traceparent,
+        ),
+    )
+
+
+def header_map(headers: Any) -> dict[str, str]:
+    """Kafka headers (a sequence of ``(str, bytes)``) as a dict of text; undecodable values raise."""
+    out: dict[str, str] = {}
+    for name, value in headers or ():
+        try:
+            out[name] = value.decode() if isinstance(value, bytes | bytearray) else str(value)
+        except UnicodeDecodeError as exc:
+            raise DecodeError("bad_header", f"header {name!r} is not UTF-8") from exc
+    return out
+
+
+def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
+    """Decode one record into our event model.
+
+    Raises ``DecodeError`` with ``reason`` one of ``missing_header``, ``bad_specversion``,
+    ``unknown_type``, ``not_json``, ``bad_schema``, ``header_mismatch``, ``bad_header``.
+    """
+    h = header_map(headers)
+    for required in ("ce_id", "ce_source", "ce_type", "ce_specversion"):
+        if not h.get(required):
+            raise DecodeError("missing_header", f"required CloudEvents header {required!r} is absent")
+    if h["ce_specversion"] != SPECVERSION:
+        raise DecodeError("bad_specversion", f"ce_specversion {h['ce_specversion']!r} is not 1.0")
+    if h.get("content-type", CONTENT_TYPE).split(";")[0].strip() != CONTENT_TYPE:
+        raise DecodeError("bad_header", f"content-type {h.get('content-type')!r} is not application/json")
+    model = EVENT_TYPES.get(h["ce_type"])
+    if model is None:
+        raise DecodeError("unknown_type", str(UnknownEventType(f"unknown event type {h['ce_type']!r}")))
+    try:
+        data = json.loads(value or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DecodeError("not_json", f"value is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DecodeError("bad_schema", "value is JSON but not an object")
+    try:
+        event = model.model_validate(data)
+    except ValidationError as exc:
+        raise DecodeError("bad_schema", f"{h['ce_type']}: {exc.errors(include_url=False)}") from exc
+    if str(event.event_id) != h["ce_id"] or source_uri(event.source) != h["ce_source"]:
+        raise DecodeError("header_mismatch", "ce_id/ce_source do not match the event data")
+    if key is not None and key.decode(errors="replace") != str(event.renja_id):
+        raise DecodeError("header_mismatch", "Kafka key is not the event's Renja id")
+    return event

@@ -1,0 +1,124 @@
+"""The per-service event store: an append-only ``events`` table that doubles as the transactional outbox.
+
+Invariants:
+- ``UNIQUE(stream_id, version)``: optimistic concurrency — of two appends at the same expected version
+  exactly one commits, the other raises ``ConcurrencyConflict``;
+- ``UNIQUE(event_id)``: an event is stored once; re-appending the same event id raises ``DuplicateEvent``;
+- the rows are written in the caller's transaction, so events, their outbox flag and the state change
+  commit (or roll back) together; a ``NOTIFY`` on ``outbox_<service>`` wakes the relay at commit time;
+- stream = Renja id; ``version`` is the service's view of the Renja's version (own and consumed events).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.cloudevents import encode_data
+from shared.events import Event, parse_event
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to ``stream_id`` at ``expected_version`` first (HTTP 409 after retries)."""
+
+    def __init__(self, stream_id: UUID, expected_version: int) -> None:
+        super().__init__(f"stream {stream_id} moved past version {expected_version}; reload and retry")
+        self.stream_id = stream_id
+        self.expected_version = expected_version
+
+
+class DuplicateEvent(Exception):
+    """An event with this id is already stored."""
+
+
+def notify_channel(service: str) -> str:
+    return f"outbox_{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int
+    stream_id: UUID
+    version: int
+    event: Event
+    published: bool
+
+
+async def append(
+    conn: asyncpg.Connection,
+    *,
+    service: str,
+    stream_id: UUID,
+    expected_version: int,
+    events: Sequence[Event],
+    traceparent: str | None = None,
+) -> int:
+    """Append ``events`` to ``stream_id`` at versions ``expected_version+1 …`` inside the caller's transaction.
+
+    Returns the new stream version. Raises ``ConcurrencyConflict`` or ``DuplicateEvent``; the caller's
+    transaction is then unusable and must be rolled back (use ``async with conn.transaction()``).
+    """
+    if not events:
+        return expected_version
+    headers = json.dumps({"traceparent": traceparent} if traceparent else {})
+    rows = [
+        (
+            e.event_id,
+            stream_id,
+            expected_version + i + 1,
+            e.event_type,
+            e.source,
+            e.occurred_at,
+            encode_data(e).decode(),
+            headers,
+        )
+        for i, e in enumerate(events)
+    ]
+    try:
+        await conn.executemany(
+            """INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data, headers)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)""",
+            rows,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "events_stream_version_key":
+            raise ConcurrencyConflict(stream_id, expected_version) from exc
+        raise DuplicateEvent(str(exc)) from exc
+    await conn.execute("SELECT pg_notify($1, '')", notify_channel(service))
+    return expected_version + len(events)
+
+
+async def stream_version(conn: asyncpg.Connection, stream_id: UUID) -> int:
+    """Highest stored version of ``stream_id`` in this database (0 when empty)."""
+    value = await conn.fetchval("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1", stream_id)
+    return int(value)
+
+
+def _row_to_stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        seq=row["seq"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        event=parse_event(row["event_type"], row["data"]),
+        published=row["published_at"] is not None,
+    )
+
+
+async def load_stream(conn: asyncpg.Connection, stream_id: UUID) -> list[StoredEvent]:
+    """Every event this service stored for ``stream_id``, in version order."""
+    rows = await conn.fetch(
+        "SELECT seq, stream_id, version, event_type, data::text AS data, published_at FROM events"
+        " WHERE stream_id = $1 ORDER BY version",
+        stream_id,
+    )
+    return [_row_to_stored(r) for r in rows]
+
+
+async def all_event_ids(conn: asyncpg.Connection) -> set[UUID]:
+    """The ids of every event this service produced (for ``renja reconcile``)."""
+    return {r["event_id"] for r in await conn.fetch("SELECT event_id FROM events")}

@@ -1,0 +1,276 @@
+"""The idempotent consumer: Kafka batches applied to Postgres exactly once, bad messages to the DLQ.
+
+Invariants:
+- ``enable_auto_commit=False``; for each partition batch from ``getmany`` the inbox rows (consumer,
+  event id) and the handler's effects commit in ONE Postgres transaction, and the Kafka offset is committed
+  only after that commit, and only for partitions still assigned to this member (rebalance-safe);
+- an event id already in the inbox is skipped, so a redelivered or re-published event is applied once;
+- a record that cannot be decoded, or whose handler raises a non-connection error, is sent to the group's
+  dead-letter topic (original key/value/headers plus ``dlq_*`` headers with the reason) and acknowledged by
+  the broker BEFORE the database commit, so it is never lost; the consumer then goes on;
+- connection failures (Postgres or Kafka) abort the batch without committing anything; the loop backs off,
+  seeks back to the committed offsets and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+
+from shared.cloudevents import DecodeError, from_kafka, header_map
+from shared.events import Event
+from shared.kafka import start_consumer, start_producer
+
+log = structlog.get_logger(__name__)
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    KafkaConnectionError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where a record came from, for handlers that want it (audit stores the log position)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    traceparent: str | None
+
+
+Handler = Callable[[asyncpg.Connection, Event, Delivery], Awaitable[None]]
+BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Event, Delivery]]], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    last_error: str | None = None
+    assigned: set[TopicPartition] = field(default_factory=set)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stats: ConsumerStats) -> None:
+        self.stats = stats
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.stats.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.stats.assigned |= set(assigned)
+
+
+def _delivery(rec: ConsumerRecord[bytes, bytes]) -> Delivery:
+    tp = None
+    for name, value in rec.headers or ():
+        if name == "traceparent":
+            tp = value.decode(errors="replace")
+    return Delivery(rec.topic, rec.partition, rec.offset, rec.timestamp, tp)
+
+
+def dlq_headers(rec: ConsumerRecord[bytes, bytes], consumer: str, reason: str, error: str) -> list[tuple[str, bytes]]:
+    """Original headers plus ``dlq_reason``, ``dlq_error``, ``dlq_consumer`` and the original position."""
+    headers = [(k, v) for k, v in (rec.headers or ()) if not k.startswith("dlq_")]
+    headers += [
+        ("dlq_reason", reason.encode()),
+        ("dlq_error", error[:4000].encode()),
+        ("dlq_consumer", consumer.encode()),
+        ("dlq_topic", rec.topic.encode()),
+        ("dlq_partition", str(rec.partition).encode()),
+        ("dlq_offset", str(rec.offset).encode()),
+    ]
+    return headers
+
+
+class IdempotentConsumer:
+    """Consume ``topic`` as group ``group_id`` and apply each event once through ``handler``.
+
+    ``handler(conn, event, delivery)`` runs inside the batch transaction (and a savepoint of its own); its
+    effects commit with the inbox row. Alternatively ``batch_handler(conn, [(event, delivery)…])`` receives
+    all new events of a partition batch at once (the audit projection uses it for bulk inserts); a failing
+    batch handler falls back to one-by-one so only the bad event goes to the DLQ.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        dlq_topic: str,
+        handler: Handler,
+        batch_handler: BatchHandler | None = None,
+        batch_max: int = 500,
+        consumer_name: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group_id = group_id
+        self.dlq_topic = dlq_topic
+        self.handler = handler
+        self.batch_handler = batch_handler
+        self.batch_max = batch_max
+        self.name = consumer_name or group_id
+        self.stats = ConsumerStats()
+        self.running = False
+
+    async def run(self) -> None:
+        """Consume until cancelled, reconnecting with backoff after connection failures."""
+        backoff = 0.2
+        while True:
+            consumer: AIOKafkaConsumer | None = None
+            dlq: AIOKafkaProducer | None = None
+            try:
+                dlq = await start_producer(self.bootstrap, client_id=f"{self.name}-dlq")
+                consumer = await start_consumer(
+                    self.bootstrap,
+                    self.topic,
+                    group_id=self.group_id,
+                    client_id=self.name,
+                    listener=_Listener(self.stats),
+                )
+                self.running = True
+                backoff = 0.2
+                while True:
+                    batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_max)
+                    for tp, records in batches.items():
+                        await self._process(consumer, dlq, tp, records)
+            except asyncio.CancelledError:
+                raise
+            except (*CONNECTION_ERRORS, KafkaError) as exc:
+                self.stats.last_error = repr(exc)
+                log.warning("consumer_restarting", consumer=self.name, error=repr(exc), backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self.running = False
+                if consumer is not None:
+                    await consumer.stop()
+                if dlq is not None:
+                    await dlq.stop()
+
+    async def _process(
+        self,
+        consumer: AIOKafkaConsumer,
+        dlq: AIOKafkaProducer,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], Event]] = []
+        dead: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        for rec in records:
+            try:
+                decoded.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
+            except DecodeError as exc:
+                dead.append((rec, exc.reason, exc.detail))
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await self._claim(conn, decoded)
+            dead += await self._apply(conn, fresh)
+            if dead:
+                # The DLQ copy is acknowledged before the database commit: a crash in between re-sends it
+                # (a duplicate DLQ entry) but never loses it.
+                futures = [
+                    await dlq.send(
+                        self.dlq_topic,
+                        key=rec.key,
+                        value=rec.value,
+                        headers=dlq_headers(rec, self.name, reason, detail),
+                    )
+                    for rec, reason, detail in dead
+                ]
+                await asyncio.gather(*futures)
+                for rec, reason, detail in dead:
+                    log.warning(
+                        "dead_lettered",
+                        consumer=self.name,
+                        reason=reason,
+                        error=detail[:500],
+                        partition=rec.partition,
+                        offset=rec.offset,
+                    )
+        self.stats.applied += len(fresh) - sum(1 for _, r, _ in dead if r == "handler_error")
+        self.stats.duplicates += len(decoded) - len(fresh)
+        self.stats.dead_lettered += len(dead)
+        self.stats.batches += 1
+        if tp in consumer.assignment():
+            try:
+                await consumer.commit({tp: records[-1].offset + 1})
+            except CommitFailedError as exc:  # rebalanced meanwhile: the inbox makes the replay harmless
+                log.info("commit_skipped_after_rebalance", partition=tp.partition, error=str(exc))
+
+    async def _claim(
+        self, conn: asyncpg.Connection, decoded: list[tuple[ConsumerRecord[bytes, bytes], Event]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], Event]]:
+        """Insert inbox rows for the batch in one statement; return the records seen for the first time."""
+        if not decoded:
+            return []
+        inserted = await conn.fetch(
+            """INSERT INTO inbox (consumer, event_id, event_type, kafka_partition, kafka_offset)
+               SELECT $1, e.id, e.t, e.p, e.o
+               FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[]) AS e(id, t, p, o)
+               ON CONFLICT DO NOTHING RETURNING event_id""",
+            self.name,
+            [ev.event_id for _, ev in decoded],
+            [ev.event_type for _, ev in decoded],
+            [rec.partition for rec, _ in decoded],
+            [rec.offset for rec, _ in decoded],
+        )
+        new_ids = {r["event_id"] for r in inserted}
+        fresh: list[tuple[ConsumerRecord[bytes, bytes], Event]] = []
+        for rec, ev in decoded:
+            if ev.event_id in new_ids:
+                fresh.append((rec, ev))
+                new_ids.discard(ev.event_id)  # the same id twice in one batch is applied once
+        return fresh
+
+    async def _apply(
+        self, conn: asyncpg.Connection, fresh: list[tuple[ConsumerRecord[bytes, bytes], Event]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], str, str]]:
+        if not fresh:
+            return []
+        if self.batch_handler is not None:
+            try:
+                async with conn.transaction():
+                    await self.batch_handler(conn, [(ev, _delivery(rec)) for rec, ev in fresh])
+                return []
+            except CONNECTION_ERRORS:
+                raise
+            except Exception:
+                log.info("batch_handler_failed_falling_back", consumer=self.name, size=len(fresh))
+        dead: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        for rec, ev in fresh:
+            try:
+                async with conn.transaction():
+                    if self.batch_handler is not None:
+                        await self.batch_handler(conn, [(ev, _delivery(rec))])
+                    else:
+                        await self.handler(conn, ev, _delivery(rec))
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:
+                await conn.execute("DELETE FROM inbox WHERE consumer = $1 AND event_id = $2", self.name, ev.event_id)
+                dead.append((rec, "handler_error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        return dead
+
+
+def describe_headers(headers: Any) -> dict[str, str]:
+    """Readable header dict (for DLQ inspection tools)."""
+    return header_map(headers)

@@ -1,0 +1,148 @@
+"""The transactional-outbox relay: publishes a service's unpublished events to Kafka, in order, at least once.
+
+Invariants:
+- one active relay per service database: leadership is a session-level ``pg_try_advisory_lock``; a second
+  instance waits until the leader's connection is gone;
+- rows are selected by the ``published_at IS NULL`` flag (never an ``id > last_seen`` cursor: sequence
+  values commit out of order, so a late commit with a lower ``seq`` is still found on the next pass);
+- a batch is sent with the idempotent producer and marked ``published_at`` only after every record in it
+  was acknowledged (``acks=all``); a crash in between re-sends, and consumers de-duplicate by event id;
+- ``LISTEN outbox_<service>`` is only a wake-up hint; polling every ``poll_seconds`` is the guarantee;
+- Kafka or Postgres going away is survived: the relay backs off and reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from shared.cloudevents import build_headers
+from shared.eventstore import notify_channel
+from shared.kafka import start_producer
+
+log = structlog.get_logger(__name__)
+
+AfterAck = Callable[[list[int]], Awaitable[None]]
+
+
+def advisory_key(service: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``outbox relay <service>``."""
+    digest = hashlib.sha256(f"renja outbox relay {service}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class OutboxRelay:
+    """Publish ``events`` rows with ``published_at IS NULL`` to ``topic``; see the module invariants.
+
+    ``after_ack`` is a seam for crash tests: it runs after the broker acknowledged a batch and before the
+    rows are marked, with the batch's ``seq`` values.
+    """
+
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        service: str,
+        bootstrap: str,
+        topic: str,
+        batch_max: int = 500,
+        poll_seconds: float = 1.0,
+        after_ack: AfterAck | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.service = service
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.batch_max = batch_max
+        self.poll_seconds = poll_seconds
+        self.after_ack = after_ack
+        self.is_leader = False
+        self.published_total = 0
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled: take leadership, then publish; on any connection failure back off and retry."""
+        backoff = 0.2
+        while True:
+            try:
+                await self._lead_and_publish()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Exception) as exc:
+                self.is_leader = False
+                log.warning("outbox_relay_restarting", error=repr(exc), backoff_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _lead_and_publish(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        producer: AIOKafkaProducer | None = None
+        try:
+            key = advisory_key(self.service)
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                await asyncio.sleep(self.poll_seconds)
+            self.is_leader = True
+            log.info("outbox_relay_leader", service=self.service)
+            await conn.add_listener(notify_channel(self.service), self._on_notify)
+            producer = await start_producer(self.bootstrap, client_id=f"{self.service}-relay")
+            while True:
+                sent = await self.publish_pending(conn, producer)
+                if sent >= self.batch_max:
+                    continue  # more may be waiting: no sleep between full batches
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+        finally:
+            self.is_leader = False
+            if producer is not None:
+                await producer.stop()
+            await conn.close(timeout=5)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def publish_pending(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Send one batch of unpublished events and mark it; returns how many were published."""
+        rows = await conn.fetch(
+            "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
+            " headers->>'traceparent' AS traceparent"
+            " FROM events WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            self.batch_max,
+        )
+        if not rows:
+            return 0
+        futures = []
+        for r in rows:
+            headers = build_headers(
+                event_id=r["event_id"],
+                source=r["source"],
+                event_type=r["event_type"],
+                time=r["occurred_at"],
+                subject=r["stream_id"],
+                traceparent=r["traceparent"],
+            )
+            futures.append(
+                await producer.send(
+                    self.topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
+                )
+            )
+        await asyncio.gather(*futures)  # every record acknowledged by the broker (acks=all)
+        seqs = [r["seq"] for r in rows]
+        if self.after_ack is not None:
+            await self.after_ack(seqs)
+        await conn.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
+        self.published_total += len(rows)
+        log.debug("outbox_published", count=len(rows), first_seq=seqs[0], last_seq=seqs[-1])
+        return len(rows)
+
+
+async def pending_count(conn: asyncpg.Connection) -> int:
+    """How many events still wait for the relay (an operator metric)."""
+    return int(await conn.fetchval("SELECT count(*) FROM events WHERE published_at IS NULL"))

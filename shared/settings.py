@@ -1,0 +1,71 @@
+"""Settings shared by every service (pydantic-settings); each service subclasses ``ServiceSettings``.
+
+Environment variables use the ``RENJA_`` prefix (the same names the local stack reads), e.g.
+``RENJA_POSTGRES_PORT=55432``, ``RENJA_KAFKA_BOOTSTRAP=127.0.0.1:59092``. Defaults are those of the local
+no-Docker stack (``deploy/local``). Outside ``environment=development`` the validator refuses the unsafe
+development defaults (the shared HS256 token secret).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and identity settings every service needs. Units: seconds unless named otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="RENJA_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    service: str = "unnamed"
+    log_level: str = "INFO"
+
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 55432
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_database: str | None = None  # defaults to the service name
+    postgres_pool_max: int = 10
+
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    events_topic: str = "renja.events"
+    consumer_group: str | None = None  # defaults to the service name
+    consumer_batch_max: int = 500
+    relay_batch_max: int = 500
+    relay_poll_seconds: float = 1.0
+
+    jwt_issuer: str = "renja-local-issuer"
+    jwt_audience: str = "renja"
+    jwt_secret: str = DEV_JWT_SECRET  # HS256 for the local issuer
+    jwt_jwks_url: str | None = None  # production: the OIDC provider's JWKS (RS256/ES256)
+
+    sop_file: Path | None = None  # defaults to shared/sop.yaml
+
+    @property
+    def database(self) -> str:
+        return self.postgres_database or self.service
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or self.service
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.events_topic}.dlq.{self.group_id}"
+
+    def postgres_dsn(self, database: str | None = None) -> str:
+        """asyncpg DSN for ``database`` (default: this service's own database)."""
+        auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
+        return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{database or self.database}"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> ServiceSettings:
+        if self.environment == "production" and self.jwt_jwks_url is None and self.jwt_secret == DEV_JWT_SECRET:
+            raise ValueError("production needs RENJA_JWT_JWKS_URL or a private RENJA_JWT_SECRET")
+        return self
