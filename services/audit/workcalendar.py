@@ -91,9 +91,7 @@ class WorkCalendar:
 
     def is_working_day(self, day: date) -> bool:
         """True if ``day`` (a local date) has office hours and is neither a holiday nor an extra day off."""
-        return (
-            day.weekday() in self.office_hours and day not in self.extra_days_off and day not in self.holidays
-        )
+        return day.weekday() in self.office_hours and day not in self.extra_days_off and day not in self.holidays
 
     def office_window(self, day: date) -> tuple[datetime, datetime] | None:
         """The aware (local zone) office window of ``day``, or ``None`` if it is not a working day."""
