@@ -1,0 +1,27 @@
+"""The ``renja`` command: the one composition root of the CLI.
+
+Each feature lives in its own ``cli/<feature>.py`` and is registered here by one explicit line
+(``app.command(...)`` or ``app.add_typer(...)``); nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli import stack
+
+app = typer.Typer(
+    name="renja",
+    help="Renja workflow services: run the local stack and operate the SOP Penyusunan Renja.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# Local stack (deploy/local).
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("status")(stack.status)
+
+
+if __name__ == "__main__":
+    app()
