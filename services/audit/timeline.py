@@ -425,11 +425,24 @@ def _short_type(event_type: str) -> str:
     return parts[1] if len(parts) == 3 else event_type
 
 
+def _chain_view(chain: Any) -> dict[str, Any] | None:
+    """The optional integrity box, with every key the template reads present (StrictUndefined)."""
+    if chain is None:
+        return None
+    return {
+        "ok": bool(_get(chain, "ok", False)),
+        "reason": str(_get(chain, "reason", "") or ""),
+        "position": _get(chain, "position", None) or _get(chain, "first_bad_position", None),
+        "head_signed": bool(_get(chain, "head_signed", False)),
+    }
+
+
 def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = None) -> str:
     """Render one Renja's timeline page (``templates/timeline.html``) as an HTML string.
 
     ``meta`` (all optional): ``title``, ``agency``, ``generated_at`` (aware datetime),
-    ``chain`` (mapping with ``ok: bool``, ``reason: str``, ``position: int``, ``head_signed: bool``).
+    ``chain``: the integrity result, a mapping or object (e.g. a ``hashchain.VerifyResult``) with ``ok``
+    and optionally ``reason``, ``position`` (or ``first_bad_position``) and ``head_signed``.
     Times are shown in the calendar's zone (WIB) and UTC. Every value is HTML-escaped.
     """
     meta = dict(meta or {})
@@ -525,6 +538,6 @@ def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = No
         "total": format_minutes(timeline.total_working_minutes),
         "total_standard": format_minutes(timeline.total_standard_minutes),
         "overdue_count": timeline.overdue_count,
-        "chain": meta.get("chain"),
+        "chain": _chain_view(meta.get("chain")),
     }
     return _environment().get_template("timeline.html").render(**context)
