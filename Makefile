@@ -1,0 +1,64 @@
+# The few commands people type; CI (.ci/run) calls the same targets.
+#   make setup      install everything the local stack and the tests need (idempotent)
+#   make up/down    start/stop the local no-Docker stack (Postgres 15, Kafka, mail sink, services)
+#   make status     health of every component (non-zero exit if any is unhealthy)
+#   make test       setup, up, run every test tier, down (exit code of pytest preserved)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+PG_BIN := /usr/lib/postgresql/15/bin
+KAFKA_POM := deploy/local/kafka/pom.xml
+KAFKA_JAR := deploy/local/kafka/target/kafka-libs/kafka_2.13-3.9.1.jar
+# apt-get needs root; as an ordinary user go through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
+PYTEST_MARKERS ?= unit or integration or e2e
+
+.PHONY: help setup up down status lint typecheck test demo
+
+help:
+	@echo "targets: setup up down status lint typecheck test demo"
+
+setup:
+	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
+	uv sync --frozen
+	@if [ ! -x $(PG_BIN)/postgres ] || ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q; \
+	fi
+	@[ -x $(PG_BIN)/postgres ] || $(APT_INSTALL) postgresql-15
+	@command -v java >/dev/null 2>&1 || $(APT_INSTALL) openjdk-17-jre-headless
+	@command -v mvn >/dev/null 2>&1 || $(APT_INSTALL) maven
+	@[ -f $(KAFKA_JAR) ] || mvn -B -q -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package
+	@[ -f $(KAFKA_JAR) ] || { echo "Kafka jars missing after mvn: $(KAFKA_JAR)"; exit 1; }
+
+up:
+	uv run renja up
+
+down:
+	uv run renja down
+
+status:
+	uv run renja status
+
+lint:
+	uv run ruff check . && uv run ruff format --check .
+
+typecheck:
+	uv run mypy shared services deploy cli
+
+# The stack is stopped whatever happens; the exit code is that of `up` or pytest.
+test: setup
+	@rc=0; \
+	$(MAKE) --no-print-directory up && uv run pytest -m "$(PYTEST_MARKERS)" tests/ || rc=$$?; \
+	$(MAKE) --no-print-directory down || true; \
+	exit $$rc
+
+demo: setup up
+	uv run renja demo
+	@echo
+	@echo "The stack keeps running. Look around:"
+	@echo "  uv run renja status            components, pids, health"
+	@echo "  ls .run/logs/ .run/mail/       one log per component; mails the notifier sent (.eml)"
+	@echo "  psql -h 127.0.0.1 -p 55432 -U postgres -l     the services' databases"
+	@echo "Stop it with: make down"
