@@ -405,7 +405,9 @@ def format_minutes(minutes: float | None) -> str:
         return "–"
     total = round(minutes)
     hours, rest = divmod(total, 60)
-    return f"{hours} j {rest} m" if hours else f"{rest} m"
+    if not hours:
+        return f"{rest} m"
+    return f"{hours} j {rest} m" if rest else f"{hours} j"
 
 
 @functools.cache
@@ -454,17 +456,18 @@ def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = No
     completions: dict[int, list[TimelineEntry]] = {}
     for entry in timeline.step_entries:
         completions.setdefault(entry.step_number or 0, []).append(entry)
-    open_minutes = timeline.current_step.elapsed_minutes if timeline.current_step else None
-    scale = max(
-        [float(s.standard_minutes) for s in timeline.steps]
-        + [e.working_minutes or 0.0 for e in timeline.step_entries]
-        + [open_minutes or 0.0]
-    )
     rows: list[dict[str, Any]] = []
     for spec in timeline.steps:
         done = completions.get(spec.number, [])
         waiting = (
             timeline.current_step if (timeline.current_step and timeline.current_step.number == spec.number) else None
+        )
+        # each row has its own scale: the bars compare a step with its own standard (the marker sits at
+        # half width or less), since standards range from 15 to 300 minutes
+        scale = max(
+            [2.0 * spec.standard_minutes, 1.0]
+            + [e.working_minutes or 0.0 for e in done]
+            + [(waiting.elapsed_minutes or 0.0) if waiting else 0.0]
         )
         bars = [
             {
