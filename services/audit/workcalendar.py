@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Container, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays as holidays_lib
@@ -156,6 +157,33 @@ class WorkCalendar:
                     remaining -= available
             day += timedelta(days=1)
         raise ValueError("no working time found within ten years; check the office hours and days off")
+
+
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def calendar_from_sop(sop: Any, holidays: Container[date] | None = None) -> WorkCalendar:
+    """The calendar configured in the shared SOP file (``shared.sop.load_sop().office_hours``).
+
+    Duck-typed on ``sop.office_hours`` with ``timezone``, ``days`` (weekday name such as ``"monday"`` →
+    object or mapping with ``start``/``end`` times) and ``cuti_bersama`` (dates). ``holidays`` as in
+    :class:`WorkCalendar`. Raises ``ValueError`` for an unknown weekday name or a bad window.
+    """
+    hours_cfg = sop.office_hours
+    office: dict[int, tuple[time, time]] = {}
+    for name, hours in dict(hours_cfg.days).items():
+        key = str(name).lower()
+        if key not in _WEEKDAY_NAMES:
+            raise ValueError(f"unknown weekday {name!r} in office hours")
+        start = hours["start"] if isinstance(hours, Mapping) else hours.start
+        end = hours["end"] if isinstance(hours, Mapping) else hours.end
+        office[_WEEKDAY_NAMES.index(key)] = (start, end)
+    return WorkCalendar(
+        tz=str(hours_cfg.timezone),
+        office_hours=office,
+        holidays=holidays,
+        extra_days_off=frozenset(getattr(hours_cfg, "cuti_bersama", ()) or ()),
+    )
 
 
 def _require_aware(value: datetime, name: str) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 
 from services.audit.timeline import (
     StepSpec,
@@ -354,17 +352,33 @@ def test_naive_as_of_is_refused(calendar: WorkCalendar) -> None:
         build_timeline(full_cycle(), STEPS, calendar, as_of=datetime(2026, 8, 5, 12))
 
 
-def test_steps_from_the_shared_sop_file_match_the_design_table() -> None:
-    path = Path(__file__).resolve().parents[2] / "shared" / "sop.yaml"
-    if not path.exists():
-        pytest.skip("shared/sop.yaml not present")
-    specs = steps_from_sop(yaml.safe_load(path.read_text(encoding="utf-8")))
+def test_steps_from_the_shared_sop_definition_match_the_design_table() -> None:
+    from shared.sop import load_sop
+
+    specs = steps_from_sop(load_sop())
     assert [s.number for s in specs] == list(range(1, 12))
     assert [s.standard_minutes for s in specs] == [15, 15, 30, 300, 300, 300, 300, 30, 30, 15, 30]
+    assert [s.role for s in specs] == [step.role for step in STEPS]
     assert specs[7].match == {"step": 8}
     # the adapted table drives the same timeline as the hand-written one
     cal = WorkCalendar()
     assert durations(build_timeline(full_cycle(), specs, cal)) == durations(build_timeline(full_cycle(), STEPS, cal))
+
+
+def test_steps_from_sop_reads_plain_yaml_mappings() -> None:
+    raw = {
+        "steps": [
+            {
+                "number": 5,
+                "name": "Rancangan Awal",
+                "role": "staf",
+                "standard_minutes": 300,
+                "completed_by": {"event_type": "renja.DraftCreated.v1", "match": {"stage": "awal"}},
+            }
+        ]
+    }
+    expected = StepSpec(5, "Rancangan Awal", "staf", 300, "renja.DraftCreated.v1", {"stage": "awal"})
+    assert steps_from_sop(raw) == [expected]
 
 
 def test_steps_from_sop_accepts_objects_and_bare_event_types() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.audit.workcalendar import WorkCalendar, cuti_bersama_from_library
+from services.audit.workcalendar import WorkCalendar, calendar_from_sop, cuti_bersama_from_library
 
 pytestmark = pytest.mark.unit
 
@@ -115,3 +116,22 @@ def test_add_then_count_round_trips(offset_minutes: int, minutes: float) -> None
     start = wib(2026, 1, 1) + timedelta(minutes=offset_minutes)
     due = cal.add_working_minutes(start, minutes)
     assert cal.working_minutes(start, due) == pytest.approx(minutes, abs=1e-6)
+
+
+def test_calendar_from_the_shared_sop_file_equals_the_default() -> None:
+    from shared.sop import load_sop
+
+    cal = calendar_from_sop(load_sop())
+    assert cal.tz.key == "Asia/Jakarta"
+    assert cal.office_hours == WorkCalendar().office_hours
+
+
+def test_calendar_from_sop_takes_cuti_bersama() -> None:
+    hours = SimpleNamespace(
+        timezone="Asia/Jakarta",
+        days={"monday": {"start": time(8), "end": time(12)}},
+        cuti_bersama=(date(2026, 8, 10),),
+    )
+    cal = calendar_from_sop(SimpleNamespace(office_hours=hours))
+    # Mon 3 Aug 2026 is a working Monday, Mon 10 Aug is the configured cuti bersama
+    assert cal.working_minutes(wib(2026, 8, 3), wib(2026, 8, 11)) == 240.0
