@@ -1,7 +1,7 @@
 """Settings shared by every service (pydantic-settings); each service subclasses ``ServiceSettings``.
 
 Environment variables use the ``RENJA_`` prefix (the same names the local stack reads), e.g.
-``RENJA_POSTGRES_PORT=55432``, ``RENJA_KAFKA_BOOTSTRAP=127.0.0.1:59092``. Defaults are those of the local
+``RENJA_POSTGRES_PORT=55432``, ``RENJA_KAFKA_PORT=59092``. Defaults are those of the local
 no-Docker stack (``deploy/local``). Outside ``environment=development`` the validator refuses the unsafe
 development defaults (the shared HS256 token secret).
 """
@@ -33,8 +33,11 @@ class ServiceSettings(BaseSettings):
     postgres_database: str | None = None  # defaults to the service name
     postgres_pool_max: int = 10
 
-    kafka_bootstrap: str = "127.0.0.1:59092"
-    events_topic: str = "renja.events"
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 59092
+    kafka_servers: str | None = None  # comma-separated bootstrap list; overrides host/port when set
+    event_topic: str = "renja.events"
+    dlq_topic_prefix: str = "renja.events.dlq."
     consumer_group: str | None = None  # defaults to the service name
     consumer_batch_max: int = 500
     relay_batch_max: int = 500
@@ -57,7 +60,11 @@ class ServiceSettings(BaseSettings):
 
     @property
     def dlq_topic(self) -> str:
-        return f"{self.events_topic}.dlq.{self.group_id}"
+        return f"{self.dlq_topic_prefix}{self.group_id}"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka_servers or f"{self.kafka_host}:{self.kafka_port}"
 
     def postgres_dsn(self, database: str | None = None) -> str:
         """asyncpg DSN for ``database`` (default: this service's own database)."""

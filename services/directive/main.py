@@ -1,0 +1,22 @@
+"""Composition root of the directive service (SOP steps 1-3 and cancellation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.directive.api import router
+from services.directive.settings import DirectiveSettings
+from shared.app import build_service_app
+
+
+def create_app(settings: DirectiveSettings | None = None) -> FastAPI:
+    """Build the app: ``uvicorn services.directive.main:create_app --factory``."""
+    return build_service_app(
+        settings or DirectiveSettings(),
+        title="Renja — directive",
+        description="Steps 1-3 of the SOP Penyusunan Renja: arahan, instruksi, perintah; and cancellation.",
+        routers=[router],
+        migrations=Path(__file__).parent / "migrations",
+    )
