@@ -1,0 +1,91 @@
+"""Directive service (steps 1-3, cancellation) through HTTP, on real Postgres and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+import pytest
+
+from services.directive.main import create_app
+from services.directive.settings import DirectiveSettings
+from tests.kafkatools import read_all
+from tests.servicekit import auth, run_service
+
+pytestmark = pytest.mark.integration
+
+ARAHAN = {"opd": "Bappeda Kota Bogor", "fiscal_year": 2027, "text": "Susun Renja 2027 sesuai Renstra",
+          "addressee_name": "Ir. Ratna Sari Dewi"}
+
+
+async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        r = await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 201, r.text
+        renja_id = r.json()["renja_id"]
+        assert r.json()["next_step"] == {"number": 2, "role": "sekretaris"}
+
+        r = await client.post(f"/renja/{renja_id}/perintah", json={"text": "x"}, headers=auth(s, "kasubag_pp"))
+        assert r.status_code == 409 and r.json()["error"] == "out_of_order" and r.json()["due_step"] == 2
+
+        r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "staf"))
+        assert r.status_code == 403
+
+        r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/renja/{renja_id}/perintah", json={"text": "Kumpulkan data"},
+                              headers=auth(s, "kasubag_pp"))
+        assert r.status_code == 201 and r.json()["next_step"] == {"number": 4, "role": "staf"}
+
+        r = await client.get(f"/renja/{renja_id}/directives", headers=auth(s, "auditor"))
+        assert [d["level"] for d in r.json()] == ["arahan", "instruksi", "perintah"]
+        records = await read_all(s.kafka_bootstrap, topic, expect=3)
+        assert [dict(x.headers)["ce_type"] for x in records] == [b"renja.DirectiveIssued.v1"] * 3
+        assert {x.key for x in records} == {renja_id.encode()}
+
+
+async def test_one_cycle_per_opd_and_year(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        assert (await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))).status_code == 201
+        r = await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 409 and r.json()["error"] == "already_started"
+        r = await client.post("/renja", json={**ARAHAN, "fiscal_year": 2028}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 201
+
+
+async def test_bad_input_gets_a_clear_4xx(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        r = await client.post("/renja", json={"opd": "", "fiscal_year": "next"}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 422 and "fiscal_year" in r.json()["message"]
+        assert (await client.post("/renja", json=ARAHAN)).status_code == 401
+        r = await client.post("/renja", json=ARAHAN, headers={"Authorization": "Bearer not-a-jwt"})
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized"
+        r = await client.post("/renja", json=ARAHAN, headers=auth(s, "auditor"))
+        assert r.status_code == 403
+        r = await client.post(f"/renja/{uuid4()}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 409  # nothing started: step 1 is due
+
+
+async def test_fifty_concurrent_identical_requests_make_one_event(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        headers = {**auth(s, "kepala_badan"), "Idempotency-Key": "arahan-2027-bogor"}
+        responses = await asyncio.gather(*[client.post("/renja", json=ARAHAN, headers=headers) for _ in range(50)])
+        assert {r.status_code for r in responses} == {201}
+        assert len({r.json()["renja_id"] for r in responses}) == 1
+        assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 49
+        records = await read_all(s.kafka_bootstrap, topic, expect=1, timeout=5)
+        assert len(records) == 1
+        r = await client.post("/renja", json={**ARAHAN, "text": "lain"}, headers=headers)
+        assert r.status_code == 422 and r.json()["error"] == "idempotency_key_reused"
+
+
+async def test_head_cancels_and_nothing_follows(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        renja_id = (await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))).json()["renja_id"]
+        r = await client.post(f"/renja/{renja_id}/cancel", json={"reason": "x"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 403
+        r = await client.post(f"/renja/{renja_id}/cancel", json={"reason": "Diganti siklus baru"},
+                              headers=auth(s, "kepala_badan"))
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 409 and r.json()["error"] == "renja_closed"
