@@ -96,9 +96,8 @@ def test_renja_has_chapters_i_to_v_and_t_c_29(signed_pdf: bytes) -> None:
 
 
 def test_signed_renja_shows_signer_time_hash_and_key(signed_pdf: bytes, signature: SignatureBlock) -> None:
-    last_pages = _pages(signed_pdf)
-    text = "\n".join(last_pages)
-    assert signature.content_sha256 in text.replace("\n", "")
+    text = _flat("\n".join(_pages(signed_pdf)))
+    assert signature.content_sha256 in text
     assert "Ir. Ratna Sari Dewi, M.Si." in text
     assert "197001011995032001" in text
     assert "kepala-2023-01" in text
@@ -151,7 +150,7 @@ MEETING = MeetingDoc(
             unit="Sekretariat",
             position="Kasubag PP",
             signed_at=datetime(2023, 6, 5, 1, 55, tzinfo=UTC),
-        ),  # fmt: skip
+        ),
         Attendee(name="Bambang Wijayakusuma", unit="Bidang Perekonomian dan SDA", position="Kepala Bidang"),
         Attendee(name="Dewi Lestari Ömer", unit="Bidang Litbang", present=False),
     ),
