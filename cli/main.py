@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import stack
+from cli import stack, tokens
 
 app = typer.Typer(
     name="renja",
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
+
+# Identity for the local stack.
+app.command("token")(tokens.token)
 
 
 if __name__ == "__main__":
