@@ -258,7 +258,7 @@ class Postgres:
 
     def pid(self) -> int | None:
         """The postmaster's pid from ``postmaster.pid`` in our data dir, if that process is alive."""
-        return _read_pid(self.data_dir / "postmaster.pid", "postgres")
+        return _read_pid(self.data_dir / "postmaster.pid", f"-D {self.data_dir}")
 
     def has_run_before(self) -> bool:
         # A clean stop removes postmaster.pid; one left behind means the server died.
