@@ -1,0 +1,125 @@
+"""What the notifier does with events, inside the transaction that folds them (consumer) or appends them
+(its own commands): queue webhook deliveries, keep the step-11 distribution projection, and queue the
+"next actor" mail when a step becomes due. Nothing here talks to SMTP or HTTP: ``dispatch`` sends later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import structlog
+
+from services.notifier import store
+from services.notifier.messages import distribution_mail, next_actor_mail
+from services.notifier.settings import NotifierSettings
+from shared.app import Runtime
+from shared.events import Distributed, Event, ReceiptRecorded
+from shared.process import Effect
+from shared.sop import RenjaState, next_step
+
+log = structlog.get_logger(__name__)
+
+
+def notifier_settings(rt: Runtime) -> NotifierSettings:
+    """The runtime's settings as the notifier's own class (``create_app`` guarantees it)."""
+    assert isinstance(rt.settings, NotifierSettings)
+    return rt.settings
+
+
+def token_sha256(token: str) -> str:
+    """Receipt tokens are stored hashed: the database alone does not let anyone acknowledge a receipt."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def react(conn: asyncpg.Connection, event: Event, state: RenjaState, rt: Runtime) -> None:
+    """Consumer reaction for every event type (``reactions`` in ``build_service_app``)."""
+    await apply_events(conn, [event], state, rt, now=datetime.now(UTC))
+
+
+async def apply_events(
+    conn: asyncpg.Connection, events: Sequence[Event], state: RenjaState, rt: Runtime, *, now: datetime
+) -> None:
+    """Webhooks, projection and next-actor notice for ``events`` (``state`` = after all of them).
+
+    Runs for consumed events AND for the notifier's own events (step 11), which the consumer skips
+    because the command path already wrote their inbox rows.
+    """
+    for event in events:
+        await store.queue_webhooks(conn, event)
+        if isinstance(event, Distributed):
+            await store.project_distribution(conn, event)
+        elif isinstance(event, ReceiptRecorded):
+            await store.project_receipt(conn, event)
+    if events:
+        await notify_next_actor(conn, events[-1], state, rt, now=now)
+
+
+async def notify_next_actor(
+    conn: asyncpg.Connection, event: Event, state: RenjaState, rt: Runtime, *, now: datetime
+) -> bool:
+    """Queue the "your step is due" mail if ``event`` made a (new) step due; True if a mail was queued.
+
+    "New" means the (due step, due since) pair differs from the last one seen for this Renja, so a
+    return to step 7 mails the staff again while a receipt (no change) mails nobody. A step that became
+    due longer ago than ``notify_max_age_hours`` is not mailed: that is a replay of old history.
+    """
+    settings = notifier_settings(rt)
+    step = next_step(state, rt.sop)
+    key = (step.number if step else None, state.due_since if step else None)
+    if await store.last_notice(conn, event.renja_id) == key:
+        return False
+    await store.save_notice(conn, event.renja_id, key[0], key[1], event.event_id)
+    if step is None:
+        return False
+    if now - event.occurred_at > timedelta(hours=settings.notify_max_age_hours):
+        log.info("next_actor_mail_skipped_old_event", step=step.number, occurred_at=event.occurred_at.isoformat())
+        return False
+    person = settings.people.get(step.role)
+    if person is None:
+        log.warning("next_actor_unknown", role=step.role, step=step.number)
+        return False
+    draft = next_actor_mail(state, step, rt.sop, to_name=person.name, to_email=person.email, renja_id=event.renja_id)
+    queued = await store.queue_mail(conn, event, draft)
+    log.info("next_actor_mail_queued", step=step.number, role=step.role, queued=queued)
+    return queued
+
+
+def distribution_effect(rt: Runtime, tokens: dict[str, str], *, now: datetime) -> Effect:
+    """The step-11 command's effect: project the distribution, mail each recipient with an e-mail address
+    their own receipt link (token → ``{public_base_url}/receipts/{token}``), queue webhooks.
+
+    ``tokens`` maps recipient name → a fresh random token (made by the HTTP shell, so retries of the
+    transaction reuse the same tokens).
+    """
+    settings = notifier_settings(rt)
+
+    async def effect(conn: asyncpg.Connection, events: Sequence[Event], state: RenjaState) -> None:
+        await apply_events(conn, events, state, rt, now=now)
+        for event in events:
+            if not isinstance(event, Distributed):
+                continue
+            for recipient in event.recipients:
+                token = tokens[recipient.name]
+                mail_to = None
+                if recipient.email:
+                    url = f"{settings.public_base_url.rstrip('/')}/receipts/{token}"
+                    draft = distribution_mail(state, event, recipient, receipt_url=url, sop=rt.sop)
+                    await store.queue_mail(conn, event, draft)
+                    mail_to = draft.to
+                await store.attach_receipt_token(
+                    conn, event.distribution_id, recipient.name, token_sha256(token), mail_to
+                )
+
+    return effect
+
+
+def events_effect(rt: Runtime, *, now: datetime) -> Effect:
+    """Effect of the notifier's other commands (receipts): projection, webhooks."""
+
+    async def effect(conn: asyncpg.Connection, events: Sequence[Event], state: RenjaState) -> None:
+        await apply_events(conn, events, state, rt, now=now)
+
+    return effect

@@ -1,0 +1,60 @@
+"""Settings of the notifier service: SMTP, the directory of people per SOP role, delivery retry policy."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+from shared.settings import ServiceSettings
+
+
+class Person(BaseModel):
+    """Who holds an SOP role at the agency, for "next actor" e-mails."""
+
+    name: str = Field(min_length=1)
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+DEFAULT_PEOPLE: dict[str, Person] = {
+    # Fictitious people and addresses (the .example TLD never resolves); production sets RENJA_PEOPLE.
+    "kepala_badan": Person(name="Kepala Badan (fiktif)", email="kepala.badan@bappeda.example.go.id"),
+    "sekretaris": Person(name="Sekretaris Badan (fiktif)", email="sekretaris@bappeda.example.go.id"),
+    "kasubag_pp": Person(name="Kasubag Perencanaan dan Pelaporan (fiktif)", email="kasubag.pp@bappeda.example.go.id"),
+    "staf": Person(name="Staf Perencanaan (fiktif)", email="staf.perencanaan@bappeda.example.go.id"),
+}
+
+
+class NotifierSettings(ServiceSettings):
+    """``RENJA_*`` environment. Units: seconds unless named otherwise.
+
+    ``people`` maps an SOP role to the person mailed when a step of that role becomes due; set it as JSON,
+    e.g. ``RENJA_PEOPLE='{"staf": {"name": "Dewi", "email": "dewi@bappeda.go.id"}}'`` (roles left out get
+    no mail, and a warning is logged).
+    """
+
+    service: str = "notifier"
+
+    mail_host: str = "127.0.0.1"
+    mail_port: int = 2525  # the local stack's SMTP sink (deploy/local/mailsink.py)
+    mail_from: str = "Renja Bappeda <renja-noreply@bappeda.example.go.id>"
+    mail_timeout_s: float = 15.0
+    mail_max_attempts: int = Field(default=10, ge=1)
+    people: dict[str, Person] = Field(default_factory=lambda: dict(DEFAULT_PEOPLE))
+
+    notify_max_age_hours: float = Field(default=72.0, gt=0)  # older due steps are history (replay)
+
+    public_base_url: str = "http://127.0.0.1:8105"  # where receipt links in distribution mails point
+
+    dispatch_poll_seconds: float = Field(default=1.0, gt=0)
+    dispatch_batch_max: int = Field(default=50, ge=1)
+    retry_base_seconds: float = Field(default=2.0, gt=0)  # first retry delay; doubles per attempt
+    retry_max_seconds: float = Field(default=600.0, gt=0)  # cap of one retry delay
+    claim_lease_seconds: float = Field(default=120.0, gt=0)  # a claimed row is retried after this if unmarked
+
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_notifier_defaults(self) -> NotifierSettings:
+        if self.environment == "production" and self.people == DEFAULT_PEOPLE:
+            raise ValueError("production needs RENJA_PEOPLE: the default directory holds fictitious addresses")
+        return self
