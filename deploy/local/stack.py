@@ -453,6 +453,10 @@ class Kafka:
             "transaction.state.log.replication.factor": str(s.replication_factor),
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "10",
+            # After a crash the restarted node cannot register until its old broker session expires
+            # (DUPLICATE_BROKER_REGISTRATION); the 9 s default made `up` after a kill take ~17 s.
+            "broker.heartbeat.interval.ms": "1000",
+            "broker.session.timeout.ms": "4000",
             # Tests start consumers constantly; the default 3 s delay only slows every first join.
             "group.initial.rebalance.delay.ms": "0",
             # Topics are created explicitly (ensure_topics), so a typo never makes a new empty topic.
