@@ -1,0 +1,366 @@
+"""HTTP API of the meetings service: SOP step 6, the consultation meeting on the Rancangan Awal.
+
+Flow (all by ``staf``, the step's role): schedule a meeting on the current Rancangan Awal → PUT its
+*daftar hadir* → PUT its *notulen* (either order; a re-PUT replaces). ``MeetingHeld`` is emitted
+automatically by whichever PUT completes the pair — there is no separate "held" call. After that the
+meeting's records are final (409).
+
+Every write goes through ``shared.process.execute`` (one transaction: state check, own table, event +
+outbox, Idempotency-Key record). The completing PUT decides with the ``RecordMeeting`` command through the
+shared decider, exactly like ``shared.app.run_command`` does; this module keeps its own thin shell (instead
+of calling ``run_command``) because the Idempotency-Key must hash the request body for every PUT — whether
+or not it completes the pair — so a retried PUT replays its first answer even after the meeting was held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+import asyncpg
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.meetings.domain import (
+    AttendanceIn,
+    AttendeeIn,
+    MeetingCreate,
+    NotulenIn,
+    check_meeting_open,
+    notulen_sha256,
+    record_meeting_command,
+)
+from services.meetings.store import (
+    MeetingChanged,
+    MeetingRecord,
+    get_meeting,
+    insert_meeting,
+    list_meetings,
+    save_records,
+)
+from shared.app import runtime
+from shared.auth import ANY_ROLE, require_roles
+from shared.events import Actor, Event, RequestedChange
+from shared.process import Idempotency, execute, request_hash
+from shared.sop import CommandContext, RenjaState, decide
+
+router = APIRouter(tags=["meetings"])
+
+STAF = require_roles("staf")
+
+Decision = Callable[[RenjaState, CommandContext], list[Event]]
+Effect = Callable[[asyncpg.Connection, Sequence[Event], RenjaState], Awaitable[None]]
+
+
+class NotulenPublic(BaseModel):
+    points: list[str]
+    decisions: list[str]
+    requested_changes: list[RequestedChange]
+
+
+class MeetingPublic(BaseModel):
+    """A step 6 meeting: what was scheduled, the records so far, and whether ``MeetingHeld`` was emitted."""
+
+    meeting_id: UUID
+    renja_id: UUID
+    draft_version: int
+    draft_sha256: str
+    held_at: datetime
+    place: str
+    agenda: str
+    scheduled_by: str
+    scheduled_at: datetime
+    status: Literal["scheduled", "held"]
+    missing: list[Literal["daftar_hadir", "notulen"]]
+    attendees: list[AttendeeIn] | None
+    attendance_by: str | None
+    notulen: NotulenPublic | None
+    notulen_sha256: str | None
+    notulen_by: str | None
+    held_event_id: UUID | None
+
+
+def _public(m: MeetingRecord) -> dict[str, Any]:
+    missing: list[Literal["daftar_hadir", "notulen"]] = []
+    if m.attendance is None:
+        missing.append("daftar_hadir")
+    if m.notulen is None:
+        missing.append("notulen")
+    public = MeetingPublic(
+        meeting_id=m.meeting_id,
+        renja_id=m.renja_id,
+        draft_version=m.draft_version,
+        draft_sha256=m.draft_sha256,
+        held_at=m.held_at,
+        place=m.place,
+        agenda=m.agenda,
+        scheduled_by=m.scheduled_by,
+        scheduled_at=m.scheduled_at,
+        status="held" if m.is_held else "scheduled",
+        missing=missing,
+        attendees=list(m.attendance.attendees) if m.attendance else None,
+        attendance_by=m.attendance_by,
+        notulen=None
+        if m.notulen is None
+        else NotulenPublic(
+            points=list(m.notulen.points),
+            decisions=list(m.notulen.decisions),
+            requested_changes=list(m.notulen.requested_changes),
+        ),
+        notulen_sha256=m.notulen_sha256,
+        notulen_by=m.notulen_by,
+        held_event_id=m.held_event_id,
+    )
+    return public.model_dump(mode="json")
+
+
+def _who(actor: Actor) -> str:
+    return f"{actor.name} ({actor.nip})"
+
+
+async def _run(
+    request: Request,
+    actor: Actor,
+    renja_id: UUID,
+    *,
+    payload: Any,
+    now: datetime,
+    decision: Decision,
+    effect: Effect,
+    respond: Callable[[Sequence[Event], RenjaState], Any],
+    status_code: int,
+) -> JSONResponse:
+    """The impure shell around ``shared.process.execute`` (new event id, clock, Idempotency-Key).
+
+    ``payload`` is the JSON-able request body; with the method and path it forms the Idempotency-Key's
+    request hash. The response carries ``Idempotent-Replayed: true`` for a replay.
+    """
+    rt = runtime(request)
+    idem = None
+    idem_key = request.headers.get("Idempotency-Key")
+    if idem_key:
+        if len(idem_key) > 200:
+            raise HTTPException(422, "Idempotency-Key must be at most 200 characters.")
+        idem = Idempotency(
+            key=idem_key,
+            principal=actor.user_id,
+            request_hash=request_hash([request.method, request.url.path, payload]),
+        )
+    event_id = uuid4()
+
+    def decide_on(state: RenjaState) -> list[Event]:
+        ctx = CommandContext(
+            renja_id=renja_id,
+            actor=actor,
+            source="meetings",
+            event_id=event_id,
+            correlation_id=state.correlation_id or renja_id,
+            now=now,
+        )
+        return decision(state, ctx)
+
+    result = await execute(
+        rt.require_pool(),
+        service=rt.settings.service,
+        renja_id=renja_id,
+        decide=decide_on,
+        respond=respond,
+        effect=effect,
+        idempotency=idem,
+        status_code=status_code,
+        traceparent=request.headers.get("traceparent"),
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return JSONResponse(status_code=result.status_code, content=result.body, headers=headers)
+
+
+@router.post(
+    "/renja/{renja_id}/meetings",
+    status_code=201,
+    response_model=MeetingPublic,
+    summary="Step 6 — schedule the consultation meeting on the current Rancangan Awal (staf)",
+    responses={409: {"description": "step 6 not due, or the draft version/hash is not the current one"}},
+)
+async def schedule_meeting(
+    renja_id: UUID, body: MeetingCreate, request: Request, actor: Annotated[Actor, Depends(STAF)]
+) -> JSONResponse:
+    """Schedule a meeting (date/time UTC, place, agenda) on Rancangan Awal ``draft_version``/``draft_sha256``.
+
+    No event: scheduling is the service's own business; ``MeetingHeld`` follows once the daftar hadir and
+    the notulen are recorded. Several meetings may be scheduled while step 6 is due (e.g. a postponement).
+    """
+    rt = runtime(request)
+    now = datetime.now(UTC)
+    record = MeetingRecord(
+        meeting_id=uuid4(),
+        renja_id=renja_id,
+        draft_version=body.draft_version,
+        draft_sha256=body.draft_sha256,
+        held_at=body.held_at,
+        place=body.place,
+        agenda=body.agenda,
+        scheduled_by=_who(actor),
+        scheduled_at=now,
+    )
+
+    def decision(state: RenjaState, _: CommandContext) -> list[Event]:
+        check_meeting_open(state, rt.sop, body.draft_version, body.draft_sha256)
+        return []
+
+    async def effect(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:
+        await insert_meeting(conn, record)
+
+    return await _run(
+        request,
+        actor,
+        renja_id,
+        payload=body.model_dump(mode="json"),
+        now=now,
+        decision=decision,
+        effect=effect,
+        respond=lambda _e, _s: _public(record),
+        status_code=201,
+    )
+
+
+async def _put_record(
+    request: Request,
+    actor: Actor,
+    renja_id: UUID,
+    meeting_id: UUID,
+    *,
+    attendance: AttendanceIn | None = None,
+    notulen: NotulenIn | None = None,
+) -> JSONResponse:
+    """Replace the daftar hadir or the notulen; emit ``MeetingHeld`` when both now exist (SOP step 6)."""
+    rt = runtime(request)
+    now = datetime.now(UTC)
+    async with rt.require_pool().acquire() as conn:
+        current = await get_meeting(conn, renja_id, meeting_id)
+    if current is None:
+        raise HTTPException(404, f"Renja {renja_id} has no meeting {meeting_id}; schedule one first.")
+    update: dict[str, Any] = {}
+    if attendance is not None:
+        update.update(attendance=attendance, attendance_by=_who(actor), attendance_at=now)
+    if notulen is not None:
+        digest = notulen_sha256(meeting_id, current.draft_version, current.draft_sha256, notulen)
+        update.update(notulen=notulen, notulen_sha256=digest, notulen_by=_who(actor), notulen_at=now)
+    updated = current.model_copy(update=update)
+
+    def decision(state: RenjaState, ctx: CommandContext) -> list[Event]:
+        # Checked after the Idempotency-Key claim, so a retried PUT replays instead of hitting this 409.
+        if current.is_held or state.meeting_id == meeting_id:
+            raise HTTPException(
+                409,
+                f"Meeting {meeting_id} was already held (SOP step 6 is done): its daftar hadir and notulen are "
+                "final. Changes to the draft belong in the Rancangan Akhir (step 7).",
+            )
+        if updated.attendance is None or updated.notulen is None:
+            check_meeting_open(state, rt.sop, current.draft_version, current.draft_sha256)
+            return []
+        command = record_meeting_command(
+            meeting_id=meeting_id,
+            draft_version=current.draft_version,
+            draft_sha256=current.draft_sha256,
+            held_at=current.held_at,
+            place=current.place,
+            attendance=updated.attendance,
+            notulen=updated.notulen,
+        )
+        return decide(state, command, ctx, rt.sop)
+
+    final: list[MeetingRecord] = [updated]
+
+    async def effect(conn: asyncpg.Connection, events: Sequence[Event], _: RenjaState) -> None:
+        if events:
+            final[0] = updated.model_copy(update={"held_event_id": events[0].event_id, "held_recorded_at": now})
+        try:
+            await save_records(conn, final[0], read_rev=current.rev)
+        except MeetingChanged as exc:
+            raise HTTPException(
+                409, f"Meeting {meeting_id} was changed by someone else at the same moment; reload and retry."
+            ) from exc
+
+    sent = attendance if attendance is not None else notulen
+    payload = None if sent is None else sent.model_dump(mode="json")
+    return await _run(
+        request,
+        actor,
+        renja_id,
+        payload=payload,
+        now=now,
+        decision=decision,
+        effect=effect,
+        respond=lambda _e, _s: _public(final[0]),
+        status_code=200,
+    )
+
+
+@router.put(
+    "/renja/{renja_id}/meetings/{meeting_id}/attendance",
+    response_model=MeetingPublic,
+    summary="Step 6 — record (or replace) the meeting's daftar hadir; completes the meeting with the notulen (staf)",
+    responses={409: {"description": "the meeting was already held, or step 6 is not due"}},
+)
+async def put_attendance(
+    renja_id: UUID,
+    meeting_id: UUID,
+    body: AttendanceIn,
+    request: Request,
+    actor: Annotated[Actor, Depends(STAF)],
+) -> JSONResponse:
+    """The attendance list: name, NIP (18 digits, optional), unit, position, present, signature time (UTC).
+
+    Emits ``MeetingHeld`` if the notulen is already recorded (then ``status`` is ``held``).
+    """
+    return await _put_record(request, actor, renja_id, meeting_id, attendance=body)
+
+
+@router.put(
+    "/renja/{renja_id}/meetings/{meeting_id}/minutes",
+    response_model=MeetingPublic,
+    summary="Step 6 — record (or replace) the meeting's notulen; completes the meeting with the daftar hadir (staf)",
+    responses={409: {"description": "the meeting was already held, or step 6 is not due"}},
+)
+async def put_minutes(
+    renja_id: UUID,
+    meeting_id: UUID,
+    body: NotulenIn,
+    request: Request,
+    actor: Annotated[Actor, Depends(STAF)],
+) -> JSONResponse:
+    """The notulen: points discussed, decisions, requested changes to the draft (kode, field, new value).
+
+    Emits ``MeetingHeld`` if the daftar hadir is already recorded (then ``status`` is ``held``).
+    """
+    return await _put_record(request, actor, renja_id, meeting_id, notulen=body)
+
+
+@router.get(
+    "/renja/{renja_id}/meetings",
+    response_model=list[MeetingPublic],
+    summary="Step 6 — the meetings of a Renja with their records (any role)",
+)
+async def get_meetings(
+    renja_id: UUID, request: Request, _: Annotated[Actor, Depends(ANY_ROLE)]
+) -> list[dict[str, Any]]:
+    async with runtime(request).require_pool().acquire() as conn:
+        return [_public(m) for m in await list_meetings(conn, renja_id)]
+
+
+@router.get(
+    "/renja/{renja_id}/meetings/{meeting_id}",
+    response_model=MeetingPublic,
+    summary="Step 6 — one meeting with its daftar hadir and notulen (any role)",
+)
+async def get_one_meeting(
+    renja_id: UUID, meeting_id: UUID, request: Request, _: Annotated[Actor, Depends(ANY_ROLE)]
+) -> dict[str, Any]:
+    async with runtime(request).require_pool().acquire() as conn:
+        meeting = await get_meeting(conn, renja_id, meeting_id)
+    if meeting is None:
+        raise HTTPException(404, f"Renja {renja_id} has no meeting {meeting_id}.")
+    return _public(meeting)
