@@ -1,0 +1,52 @@
+"""Composition root of the audit service: the auditor's projection of ``renja.events`` (port 8106).
+
+The generic per-event consumer is off (``consume=False``): the audit folds the log in batches with its
+own :class:`~services.audit.projection.LiveProjection`, offsets stored with the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.audit.api import router
+from services.audit.keys import load_signing_key
+from services.audit.projection import LIVE, LiveProjection, Projector
+from services.audit.settings import AuditSettings
+from services.audit.workcalendar import calendar_from_sop
+from shared.app import Runtime, build_service_app
+
+
+def create_app(settings: AuditSettings | None = None) -> FastAPI:
+    """Build the app: ``uvicorn services.audit.main:create_app --factory --port 8106``."""
+    cfg = settings or AuditSettings()
+
+    async def start_projection(rt: Runtime) -> None:
+        key = load_signing_key(cfg)
+        rt.extras["signing_key"] = key
+        rt.extras["calendar"] = calendar_from_sop(rt.sop)
+        assert rt.pool is not None
+        projection = LiveProjection(
+            pool=rt.pool,
+            bootstrap=cfg.kafka_bootstrap,
+            topic=cfg.event_topic,
+            projector=Projector(rt.sop, key, LIVE),
+            batch_max=cfg.projection_batch_max,
+        )
+        rt.extras["projection"] = projection
+        rt.tasks.append(asyncio.create_task(projection.run(), name="audit-projection"))
+
+    return build_service_app(
+        cfg,
+        title="Renja — audit",
+        description=(
+            "The auditor's read-only projection of the Renja event log: timelines with working minutes "
+            "against the SOP standards, hash-chain verification with signed heads, the SOP step table."
+        ),
+        routers=[router],
+        migrations=Path(__file__).parent / "migrations",
+        on_startup=start_projection,
+        consume=False,
+    )

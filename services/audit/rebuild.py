@@ -1,0 +1,230 @@
+"""Rebuild the audit projection from offset 0 while the live one keeps serving; compare; swap atomically.
+
+Procedure (``rebuild``):
+
+1. create empty ``audit_*_rebuild`` tables shaped like the live ones;
+2. replay ``renja.events`` with a fresh group-less consumer from offset 0 to the end offsets taken at the
+   start, through the same :class:`~services.audit.projection.Projector` as the live consumer;
+3. wait until the live projection has folded at least as far as the rebuild;
+4. in ONE transaction: lock the live tables against writers (readers go on), fold into the rebuild the
+   records the live consumer folded meanwhile (so both end at the same offsets), compare every row of
+   every table (``EXCEPT`` both ways: events with their hashes, cycles with their signed heads,
+   offsets, rejects) and, when equal (or ``force``), rename the rebuild tables into place and drop the
+   old ones. A difference leaves the live tables untouched and the rebuild tables for inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.audit.projection import (
+    BASE_TABLES,
+    LIVE,
+    REBUILD,
+    Projector,
+    TableSet,
+    close_reader,
+    open_reader,
+    read_range,
+    seek_to,
+    stored_offsets,
+    topic_partitions,
+)
+
+log = structlog.get_logger(__name__)
+
+Progress = Callable[[int, int], None]
+"""``progress(records_done, records_total)`` after each batch."""
+
+
+@dataclass
+class Comparison:
+    """Rows present in one table set and not the other, per table (``{table: (only_live, only_other)}``)."""
+
+    differences: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def equal(self) -> bool:
+        return not any(a or b for a, b in self.differences.values())
+
+
+@dataclass
+class RebuildReport:
+    """Outcome: ``records`` read from the log, ``events`` rows rebuilt, whether the two projections were
+    ``equal`` and whether the rebuild was ``swapped`` in; ``comparison`` per table; ``seconds`` spent."""
+
+    records: int
+    events: int
+    equal: bool
+    swapped: bool
+    comparison: Comparison
+    seconds: float
+    offsets: dict[int, int]
+
+
+async def create_tables(conn: asyncpg.Connection, target: TableSet, like: TableSet = LIVE) -> None:
+    """(Re)create ``target``'s tables empty, with the columns, keys and indexes of ``like``'s."""
+    for base in BASE_TABLES:
+        await conn.execute(f"DROP TABLE IF EXISTS {base}{target.suffix}")
+        await conn.execute(f"CREATE TABLE {base}{target.suffix} (LIKE {base}{like.suffix} INCLUDING ALL)")
+
+
+async def compare(conn: asyncpg.Connection, a: TableSet = LIVE, b: TableSet = REBUILD) -> Comparison:
+    """Row-by-row comparison of every projection table (all columns, hashes and signatures included)."""
+    result = Comparison()
+    for base in BASE_TABLES:
+        ta, tb = f"{base}{a.suffix}", f"{base}{b.suffix}"
+        only_a = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {ta} EXCEPT ALL SELECT * FROM {tb}) x")
+        only_b = await conn.fetchval(f"SELECT count(*) FROM (SELECT * FROM {tb} EXCEPT ALL SELECT * FROM {ta}) x")
+        result.differences[base] = (int(only_a), int(only_b))
+    return result
+
+
+async def _fold_range(
+    pool_or_conn: asyncpg.Connection,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    end: dict[TopicPartition, int],
+    projector: Projector,
+    batch_max: int,
+    progress: Callable[[int], None] | None,
+    *,
+    own_transactions: bool,
+) -> tuple[int, int]:
+    records = events = 0
+    async for batch in read_range(consumer, tps, end, batch_max):
+        if own_transactions:
+            async with pool_or_conn.transaction():
+                result = await projector.apply(pool_or_conn, batch)
+        else:
+            result = await projector.apply(pool_or_conn, batch)
+        records += len(batch)
+        events += result.applied
+        if progress is not None:
+            progress(len(batch))
+    return records, events
+
+
+async def rebuild(
+    pool: asyncpg.Pool,
+    *,
+    bootstrap: str,
+    topic: str,
+    projector: Projector,
+    swap: bool = True,
+    force: bool = False,
+    progress: Progress | None = None,
+    batch_max: int = 5000,
+    live_wait_seconds: float = 60.0,
+) -> RebuildReport:
+    """Rebuild into ``projector.tables`` (must not be LIVE), compare with the live tables, swap if asked.
+
+    ``swap=False``: build and compare only (the live tables are not locked beyond the comparison).
+    ``force=True``: swap even if the comparison differs (the log is the source of truth).
+    Raises ``TimeoutError`` if the live projection does not reach the rebuilt offsets within
+    ``live_wait_seconds`` (is the audit service running?), ``LookupError`` for a missing topic.
+    """
+    if projector.tables == LIVE:
+        raise ValueError("a rebuild must write into a table set other than the live one")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    target = projector.tables
+    async with pool.acquire() as conn:
+        await create_tables(conn, target)
+    projector.forget()
+    consumer = await open_reader(bootstrap, "audit-rebuild")
+    try:
+        tps = await topic_partitions(consumer, topic)
+        await seek_to(consumer, tps, {})
+        begin = await consumer.beginning_offsets(tps)
+        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        total = sum(end[tp] - begin[tp] for tp in tps)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, max(total, done))
+
+        async with pool.acquire() as conn:
+            records, events = await _fold_range(
+                conn, consumer, tps, end, projector, batch_max, tick, own_transactions=True
+            )
+            rebuilt = {tp.partition: end[tp] for tp in tps}
+            deadline = loop.time() + live_wait_seconds
+            while True:
+                live = await stored_offsets(conn, LIVE)
+                behind = {p: o for p, o in rebuilt.items() if o > 0 and live.get(p, 0) < o}
+                if not behind:
+                    break
+                if loop.time() > deadline:
+                    raise TimeoutError(
+                        f"the live audit projection has not reached the rebuilt offsets {behind} within "
+                        f"{live_wait_seconds:.0f} s; start the audit service (or rebuild with --force)"
+                    )
+                await asyncio.sleep(0.2)
+            async with conn.transaction():
+                # writers wait (the live consumer's fold takes ROW EXCLUSIVE on audit_offsets), readers go on
+                # offsets first, the order the live fold takes its locks in (no deadlock)
+                order = [LIVE.offsets] + [t for t in LIVE.all if t != LIVE.offsets]
+                await conn.execute(f"LOCK TABLE {', '.join(order)} IN EXCLUSIVE MODE")
+                live = await stored_offsets(conn, LIVE)
+                catch_up = {tp: live.get(tp.partition, 0) for tp in tps}
+                if any(catch_up[tp] > end[tp] for tp in tps):
+                    # fold what the live consumer folded since the replay's end, so both stop at one offset
+                    for tp in tps:
+                        consumer.seek(tp, end[tp])
+                    more_records, more_events = await _fold_range(
+                        conn, consumer, tps, catch_up, projector, batch_max, tick, own_transactions=False
+                    )
+                    records += more_records
+                    events += more_events
+                comparison = await compare(conn, LIVE, target)
+                swapped = False
+                if swap and (comparison.equal or force):
+                    await swap_in(conn, target)
+                    swapped = True
+                final = await stored_offsets(conn, LIVE if swapped else target)
+    finally:
+        await close_reader(consumer)
+        projector.forget()
+    seconds = loop.time() - started
+    log.info("audit_rebuilt", records=records, events=events, equal=comparison.equal, swapped=swapped, seconds=seconds)
+    return RebuildReport(records, events, comparison.equal, swapped, comparison, seconds, final)
+
+
+async def swap_in(conn: asyncpg.Connection, target: TableSet) -> None:
+    """Inside the caller's transaction: live tables → ``*_old`` (dropped), ``target`` → live names."""
+    for base in BASE_TABLES:
+        await conn.execute(f"ALTER TABLE {base} RENAME TO {base}_old")
+        await conn.execute(f"ALTER TABLE {base}{target.suffix} RENAME TO {base}")
+    for base in BASE_TABLES:
+        await conn.execute(f"DROP TABLE {base}_old")
+
+
+async def rebuild_equals_live(
+    pool: asyncpg.Pool, *, bootstrap: str, topic: str, projector: Projector, live_wait_seconds: float = 60.0
+) -> bool:
+    """True if a rebuild from offset 0 gives exactly the live projection (rows and hashes); nothing is
+    swapped, and the scratch tables are dropped afterwards. For the demo and the tests."""
+    try:
+        report = await rebuild(
+            pool,
+            bootstrap=bootstrap,
+            topic=topic,
+            projector=projector,
+            swap=False,
+            live_wait_seconds=live_wait_seconds,
+        )
+    finally:
+        async with pool.acquire() as conn:
+            for table in projector.tables.all:
+                await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    return report.equal
