@@ -1,0 +1,49 @@
+"""Settings of the documents service (SOP steps 4, 5 and 7: data intake, drafts, rendered files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from services.documents.findings import DEFAULT_NOMENCLATURE_PATH, REPO_DATA
+from shared.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
+
+
+def _default_files_dir() -> Path:
+    # The local stack keeps everything it writes under RENJA_RUN_DIR (default <repo>/.run).
+    run_dir = os.environ.get("RENJA_RUN_DIR", "").strip()
+    return (Path(run_dir) if run_dir else REPO_ROOT / ".run") / "files" / "documents"
+
+
+class DocumentsSettings(ServiceSettings):
+    """``RENJA_*`` environment; the service name fixes the database (``documents``) and consumer group.
+
+    - ``files_dir``: where uploaded and rendered files are stored, each named by its SHA-256;
+    - ``max_upload_bytes``: the largest accepted upload (bytes; larger is refused with 413);
+    - ``renstra_file`` / ``nomenclature_file``: the reference data the findings check against
+      (Renstra PD of the agency; the national code list in force, versioned by regulation);
+    - ``government_level``: the kegiatan code's 4th segment the agency must use (``2`` kab/kota, ``1`` provinsi);
+    - ``region``: the region printed on the Renja (default: the SOP file's ``agency.city``).
+    """
+
+    service: str = "documents"
+    files_dir: Path = Field(default_factory=_default_files_dir)
+    max_upload_bytes: int = Field(default=10 * MIB, gt=0)
+    renstra_file: Path = REPO_DATA / "renstra-2026-2030-bappeda-banyuwangi.csv"
+    nomenclature_file: Path = DEFAULT_NOMENCLATURE_PATH
+    government_level: Literal["1", "2"] = "2"
+    region: str | None = None
+
+    @model_validator(mode="after")
+    def _reference_files_exist(self) -> DocumentsSettings:
+        for name in ("renstra_file", "nomenclature_file"):
+            path: Path = getattr(self, name)
+            if not path.is_file():
+                raise ValueError(f"{name}: {path} is not a readable file (set RENJA_{name.upper()})")
+        return self
