@@ -23,10 +23,13 @@ help:
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
 	uv sync --frozen
-	@if [ ! -x $(PG_BIN)/postgres ] || ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then \
+	@if [ ! -x $(PG_BIN)/postgres ] || ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1 \
+		|| ! command -v pdftoppm >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -q; \
 	fi
 	@[ -x $(PG_BIN)/postgres ] || $(APT_INSTALL) postgresql-15
+	@command -v pdftoppm >/dev/null 2>&1 || $(APT_INSTALL) poppler-utils
+	@command -v chromium >/dev/null 2>&1 || $(APT_INSTALL) chromium fonts-dejavu-core
 	@command -v java >/dev/null 2>&1 || $(APT_INSTALL) openjdk-17-jre-headless
 	@command -v mvn >/dev/null 2>&1 || $(APT_INSTALL) maven
 	@[ -f $(KAFKA_JAR) ] || mvn -B -q -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package

@@ -42,4 +42,3 @@ async def topic(settings: ServiceSettings) -> str:
     name = f"test.{uuid4().hex[:12]}"
     await ensure_topics(settings.kafka_bootstrap, {name: (6, {}), f"{name}.dlq": (1, {})})
     return name
-

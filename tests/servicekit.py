@@ -53,8 +53,14 @@ async def run_service(
     admin = await asyncpg.connect(base.postgres_dsn("postgres"))
     if database is None:
         await admin.execute(f'CREATE DATABASE "{db}"')
-    settings = settings_cls(environment="test", postgres_database=db, event_topic=topic,
-                            dlq_topic_prefix=f"{topic}.dlq.", relay_poll_seconds=0.2, **overrides)
+    settings = settings_cls(
+        environment="test",
+        postgres_database=db,
+        event_topic=topic,
+        dlq_topic_prefix=f"{topic}.dlq.",
+        relay_poll_seconds=0.2,
+        **overrides,
+    )
     await ensure_topics(settings.kafka_bootstrap, {settings.dlq_topic: (1, {})})
     app = create_app(settings)
     try:
@@ -69,8 +75,12 @@ async def run_service(
 
 
 async def wait_state(
-    client: httpx.AsyncClient, settings: ServiceSettings, renja_id: UUID | str, *,
-    until: Callable[[dict[str, Any]], bool], timeout_s: float = 30.0,
+    client: httpx.AsyncClient,
+    settings: ServiceSettings,
+    renja_id: UUID | str,
+    *,
+    until: Callable[[dict[str, Any]], bool],
+    timeout_s: float = 30.0,
 ) -> dict[str, Any]:
     """Poll ``GET /renja/{id}/state`` until ``until(state)`` holds (events arrive through Kafka)."""
     last: dict[str, Any] = {}

@@ -14,8 +14,12 @@ from tests.servicekit import auth, run_service
 
 pytestmark = pytest.mark.integration
 
-ARAHAN = {"opd": "Bappeda Kota Bogor", "fiscal_year": 2027, "text": "Susun Renja 2027 sesuai Renstra",
-          "addressee_name": "Ir. Ratna Sari Dewi"}
+ARAHAN = {
+    "opd": "Bappeda Kota Bogor",
+    "fiscal_year": 2027,
+    "text": "Susun Renja 2027 sesuai Renstra",
+    "addressee_name": "Ir. Ratna Sari Dewi",
+}
 
 
 async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
@@ -33,8 +37,9 @@ async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
 
         r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "sekretaris"))
         assert r.status_code == 201, r.text
-        r = await client.post(f"/renja/{renja_id}/perintah", json={"text": "Kumpulkan data"},
-                              headers=auth(s, "kasubag_pp"))
+        r = await client.post(
+            f"/renja/{renja_id}/perintah", json={"text": "Kumpulkan data"}, headers=auth(s, "kasubag_pp")
+        )
         assert r.status_code == 201 and r.json()["next_step"] == {"number": 4, "role": "staf"}
 
         r = await client.get(f"/renja/{renja_id}/directives", headers=auth(s, "auditor"))
@@ -84,8 +89,9 @@ async def test_head_cancels_and_nothing_follows(topic: str) -> None:
         renja_id = (await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))).json()["renja_id"]
         r = await client.post(f"/renja/{renja_id}/cancel", json={"reason": "x"}, headers=auth(s, "sekretaris"))
         assert r.status_code == 403
-        r = await client.post(f"/renja/{renja_id}/cancel", json={"reason": "Diganti siklus baru"},
-                              headers=auth(s, "kepala_badan"))
+        r = await client.post(
+            f"/renja/{renja_id}/cancel", json={"reason": "Diganti siklus baru"}, headers=auth(s, "kepala_badan")
+        )
         assert r.status_code == 201, r.text
         r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
         assert r.status_code == 409 and r.json()["error"] == "renja_closed"
