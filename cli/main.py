@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import stack, tokens
+from cli import audit, stack, tokens
 
 app = typer.Typer(
     name="renja",
@@ -24,6 +24,12 @@ app.command("status")(stack.status)
 
 # Identity for the local stack.
 app.command("token")(tokens.token)
+
+# The auditor's projection (services/audit).
+app.command("timeline")(audit.timeline)
+app.command("verify")(audit.verify)
+app.add_typer(audit.rebuild_app, name="rebuild")
+app.command("reconcile")(audit.reconcile)
 
 
 if __name__ == "__main__":
