@@ -8,7 +8,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -65,7 +65,7 @@ class ReceiptCreate(BaseModel):
 
     recipient: str = Field(min_length=1, description="the recipient's name as in the distribution")
     received_by: str = Field(default="", description="the person who signed for it")
-    received_at: UtcDatetime | None = Field(default=None, description="UTC; default: now")
+    received_at: UtcDatetime = Field(description="when it was received (with zone; stored UTC)")
 
 
 class ReceiptConfirm(BaseModel):
@@ -148,7 +148,9 @@ async def distribute(
     state = await _known_state(request, renja_id)
     recipients = [r.to_event_recipient() for r in rt.sop.distribution] + list(body.additional_recipients)
     command = Distribute(
-        distribution_id=uuid4(),
+        # Derived, not random: a retried request (Idempotency-Key) must name the same command, and a Renja
+        # has one distribution of its signed version.
+        distribution_id=uuid5(renja_id, f"distribution:{body.version}:{body.content_sha256}"),
         version=body.version,
         content_sha256=body.content_sha256,
         archive_ref=archive_ref(state.opd, state.fiscal_year, body.content_sha256),

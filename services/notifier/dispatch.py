@@ -132,10 +132,12 @@ async def record_outcome(
 async def dispatch_mail_once(pool: asyncpg.Pool, settings: NotifierSettings) -> int:
     """Claim and try one batch of due mails; returns how many were tried."""
     async with pool.acquire() as conn:
+        skipped = await store.skip_superseded(conn)
+        if skipped:
+            log.info("next_actor_mails_superseded", count=skipped)
         rows = await store.due_rows(
             conn,
             "outbound_messages",
-            "sent_at",
             batch=settings.dispatch_batch_max,
             lease_seconds=settings.claim_lease_seconds,
         )
@@ -158,7 +160,6 @@ async def dispatch_webhooks_once(pool: asyncpg.Pool, settings: NotifierSettings,
         claimed = await store.due_rows(
             conn,
             "webhook_deliveries",
-            "delivered_at",
             batch=settings.dispatch_batch_max,
             lease_seconds=settings.claim_lease_seconds,
         )

@@ -82,7 +82,7 @@ async def notify_next_actor(
         log.warning("next_actor_unknown", role=step.role, step=step.number)
         return False
     draft = next_actor_mail(state, step, rt.sop, to_name=person.name, to_email=person.email, renja_id=event.renja_id)
-    queued = await store.queue_mail(conn, event, draft)
+    queued = await store.queue_mail(conn, event, draft, due_step=step.number)
     log.info("next_actor_mail_queued", step=step.number, role=step.role, queued=queued)
     return queued
 

@@ -20,15 +20,19 @@ from shared.events import Distributed, Event, ReceiptRecorded
 EMAIL = "email"
 
 
-async def queue_mail(conn: asyncpg.Connection, event: Event, draft: MailDraft) -> bool:
-    """Insert one mail into the outbox; False if this (event, channel, recipient) was already queued."""
+async def queue_mail(conn: asyncpg.Connection, event: Event, draft: MailDraft, *, due_step: int | None = None) -> bool:
+    """Insert one mail into the outbox; False if this (event, channel, recipient) was already queued.
+
+    ``due_step`` marks a next-actor mail with the step it announces (see ``skip_superseded``).
+    """
     done = await conn.fetchval(
-        "INSERT INTO outbound_messages (event_id, renja_id, channel, kind, recipient, subject, body)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO outbound_messages (event_id, renja_id, channel, kind, due_step, recipient, subject, body)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
         event.event_id,
         event.renja_id,
         EMAIL,
         draft.kind,
+        due_step,
         draft.to,
         draft.subject,
         draft.body,
@@ -150,7 +154,7 @@ async def distribution_of(
         """SELECT r.name, r.unit, r.email, r.copies, r.received_at, r.received_by, r.recorded_by,
                   CASE WHEN m.id IS NULL THEN 'none'
                        WHEN m.sent_at IS NOT NULL THEN 'sent'
-                       WHEN m.failed_at IS NOT NULL THEN 'failed'
+                       WHEN m.failed_at IS NOT NULL OR m.skipped_at IS NOT NULL THEN 'failed'
                        ELSE 'pending' END AS mail_status
            FROM distribution_recipients r
            LEFT JOIN outbound_messages m
@@ -162,22 +166,43 @@ async def distribution_of(
     return dict(head), [dict(r) for r in rows]
 
 
-async def due_rows(
-    conn: asyncpg.Connection, table: str, done_column: str, *, batch: int, lease_seconds: float
-) -> list[asyncpg.Record]:
+async def skip_superseded(conn: asyncpg.Connection) -> int:
+    """Drop unsent next-actor mails whose step is no longer the one due (returns how many).
+
+    When the consumer catches up on a burst of events (lag, replay), every intermediate step was queued;
+    only the step due now is worth a person's attention. The rows stay, marked ``skipped_at``.
+    """
+    rows = await conn.fetch(
+        """UPDATE outbound_messages m SET skipped_at = now(),
+                  last_error = 'superseded: step ' || m.due_step || ' is no longer due'
+           FROM due_notices d
+           WHERE m.kind = 'next_actor' AND m.sent_at IS NULL AND m.failed_at IS NULL AND m.skipped_at IS NULL
+             AND d.renja_id = m.renja_id AND d.due_step IS DISTINCT FROM m.due_step
+           RETURNING m.id"""
+    )
+    return len(rows)
+
+
+OPEN_ROWS: dict[str, str] = {
+    "outbound_messages": "sent_at IS NULL AND failed_at IS NULL AND skipped_at IS NULL",
+    "webhook_deliveries": "delivered_at IS NULL AND failed_at IS NULL",
+}
+
+
+async def due_rows(conn: asyncpg.Connection, table: str, *, batch: int, lease_seconds: float) -> list[asyncpg.Record]:
     """Claim up to ``batch`` due rows of ``table`` (outbound_messages or webhook_deliveries) for one try.
 
     The claim counts the attempt and pushes ``next_attempt_at`` one lease ahead, so a dispatcher that dies
     mid-send leaves the row to be retried after the lease; ``SKIP LOCKED`` lets several replicas share the
     work without waiting on each other.
     """
-    assert table in ("outbound_messages", "webhook_deliveries") and done_column in ("sent_at", "delivered_at")
+    open_rows = OPEN_ROWS[table]  # also the whitelist: table names are never user input
     return list(
         await conn.fetch(
             f"""UPDATE {table} SET attempts = attempts + 1,
                        next_attempt_at = now() + make_interval(secs => $2)
                 WHERE id IN (SELECT id FROM {table}
-                             WHERE {done_column} IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+                             WHERE {open_rows} AND next_attempt_at <= now()
                              ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
                 RETURNING *""",
             batch,

@@ -28,7 +28,7 @@ def test_signature_matches_the_specification_vector() -> None:
 def test_signature_equals_a_hand_computed_hmac_over_id_timestamp_body() -> None:
     key = bytes(range(24))
     secret = "whsec_" + base64.b64encode(key).decode()
-    body = '{"type":"renja.Signed.v1","data":{"opd":"Bappeda Kota Bogor"}}'.encode()
+    body = b'{"type":"renja.Signed.v1","data":{"opd":"Bappeda Kota Bogor"}}'
     event_id = "5f0c7c2e-8d0e-4d7a-9a57-0a1b2c3d4e5f"
     expected = base64.b64encode(hmac.new(key, f"{event_id}.1767225600.".encode() + body, hashlib.sha256).digest())
     assert signing.sign(secret, event_id, 1767225600, body) == "v1," + expected.decode()

@@ -22,6 +22,7 @@ def upgrade() -> None:
             renja_id        uuid NOT NULL,
             channel         text NOT NULL,
             kind            text NOT NULL,
+            due_step        integer,
             recipient       text NOT NULL,
             subject         text NOT NULL,
             body            text NOT NULL,
@@ -32,13 +33,14 @@ def upgrade() -> None:
             last_error      text,
             sent_at         timestamptz,
             failed_at       timestamptz,
+            skipped_at      timestamptz,
             CONSTRAINT outbound_once_per_event UNIQUE (event_id, channel, recipient)
         )
         """
     )
     op.execute(
         "CREATE INDEX outbound_messages_due ON outbound_messages (next_attempt_at)"
-        " WHERE sent_at IS NULL AND failed_at IS NULL"
+        " WHERE sent_at IS NULL AND failed_at IS NULL AND skipped_at IS NULL"
     )
     op.execute(
         """
