@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import asyncpg
 import httpx
@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.main import create_app
-from services.audit.projection import LIVE, REBUILD, BatchResult, LiveProjection, Projector, Record
+from services.audit.projection import LIVE, REBUILD, BatchResult, LiveProjection, Projector
 from services.audit.rebuild import rebuild, rebuild_equals_live
 from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
