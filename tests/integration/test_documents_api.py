@@ -1,0 +1,423 @@
+"""Documents service (SOP steps 4, 5, 7 and the rendered records) through HTTP, on real Postgres and Kafka.
+
+Steps 1-3, 6 and 8-10 come from ``tests.sopdriver`` (published onto the test topic); steps 4, 5 and 7 are
+the service's own. The data is the real PPU Renja (``data/renja-2024-bapelitbang-ppu.csv``), split by
+program among the configured units and delivered in the formats units really send.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import openpyxl
+import pypdf
+import pytest
+
+from services.documents.intake import Row, parse_rows, split_rows_by_program
+from services.documents.main import create_app
+from services.documents.settings import DocumentsSettings
+from shared.cloudevents import from_kafka
+from shared.events import Attendee, RequestedChange
+from shared.settings import ServiceSettings
+from shared.sop import CommandContext, RecordMeeting, SopDefinition, decide, load_sop
+from tests.kafkatools import read_all
+from tests.servicekit import PEOPLE, auth, run_service, wait_state
+from tests.sopdriver import Driven, actor, publish, publish_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PPU = ROOT / "data" / "renja-2024-bapelitbang-ppu.csv"
+LIMIT = 64 * 1024
+LITBANG_NAME = "Bidang Penelitian & Pengembangan – Litbang (研究)"
+PPU_TOTAL = 18_130_291_362
+
+
+# --- fixtures and helpers ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sop_file(tmp_path: Path) -> Path:
+    """The shipped SOP file with one unit renamed to a non-ASCII name."""
+    text = (ROOT / "shared" / "sop.yaml").read_text(encoding="utf-8")
+    assert "name: Bidang Penelitian dan Pengembangan" in text
+    path = tmp_path / "sop-uji.yaml"
+    path.write_text(text.replace("name: Bidang Penelitian dan Pengembangan", f'name: "{LITBANG_NAME}"'), "utf-8")
+    return path
+
+
+@pytest.fixture
+async def service(
+    topic: str, sop_file: Path, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, DocumentsSettings]]:
+    async with run_service(
+        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, files_dir=tmp_path / "files",
+        max_upload_bytes=LIMIT,
+    ) as (client, s):  # fmt: skip
+        assert isinstance(s, DocumentsSettings)
+        yield client, s
+
+
+def ppu_rows() -> list[Row]:
+    return parse_rows(PPU.name, PPU.read_bytes(), unit="-")
+
+
+def by_unit(sop: SopDefinition) -> dict[str, list[Row]]:
+    return split_rows_by_program(ppu_rows(), sop.unit_codes)
+
+
+def _id(v: int | None) -> str:
+    return "" if v is None else f"{v:,}".replace(",", ".")
+
+
+def csv_bom_semicolons(rows: list[Row]) -> bytes:
+    """Excel-style Indonesian CSV: UTF-8 BOM, ';' delimiter, 'Rp 1.234.567' amounts, alias headers."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(["Kode Rekening", "Uraian", "Indikator Kinerja", "Target", "Satuan", "Pagu Indikatif (Rp)",
+                     "Sumber Dana"])  # fmt: skip
+    for r in rows:
+        pagu = "" if r.pagu is None else f"Rp {_id(r.pagu)}"
+        writer.writerow([r.kode, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+    return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+
+
+def plain_csv(rows: list[Row], *, bad_pagu_at: int | None = None) -> bytes:
+    """The data file's own shape (SIPD-like column names, plain integers); optionally one bad pagu."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["kode", "level", "nama", "indikator", "target", "satuan", "pagu_indikatif_rp", "sumber"])
+    for i, r in enumerate(rows):
+        pagu = "sejuta" if i == bad_pagu_at else ("" if r.pagu is None else str(r.pagu))
+        writer.writerow([r.kode, r.level, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+    return out.getvalue().encode("utf-8")
+
+
+def xlsx_merged_headers(rows: list[Row]) -> bytes:
+    """T-C.33 style sheet: a title line, two header rows with merged cells, the (1)..(9) numbering line."""
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Tabel T-C.33 Rumusan Rencana Program dan Kegiatan PD Tahun 2024"])
+    ws.append(["Kode", "Program/Kegiatan/Sub Kegiatan", "Indikator Kinerja", "Rencana Tahun 2024", None, None, None,
+               None, "Catatan Penting"])  # fmt: skip
+    ws.append([None, None, None, "Lokasi", "Target", "Satuan", "Pagu Indikatif", "Sumber Dana", None])
+    ws.append([f"({i})" for i in range(1, 10)])
+    for r in rows:
+        ws.append([r.kode, r.nama, r.indikator, r.lokasi, r.target, r.satuan, r.pagu, r.sumber_dana, r.catatan])
+    for cells in ("A2:A3", "B2:B3", "C2:C3", "D2:H2", "I2:I3"):
+        ws.merge_cells(cells)
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+async def post_rows(
+    client: httpx.AsyncClient, s: ServiceSettings, renja_id: Any, unit: str, name: str, data: bytes,
+    role: str = "staf",
+) -> httpx.Response:  # fmt: skip
+    return await client.post(f"/renja/{renja_id}/units/{unit}/rows", files={"file": (name, data)},
+                              headers=auth(s, role))  # type: ignore[arg-type]  # fmt: skip
+
+
+async def db_count(s: ServiceSettings, sql: str, *args: Any) -> int:
+    conn = await asyncpg.connect(s.postgres_dsn())
+    try:
+        return int(await conn.fetchval(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def observe_own_events(driven: Driven, s: ServiceSettings, topic: str, expect: int) -> None:
+    """Fold into ``driven`` the events the documents service published (read back from the topic)."""
+    known = {e.event_id for e in driven.events}
+    records = await read_all(s.kafka_bootstrap, topic, expect=expect)
+    for rec in records:
+        event = from_kafka(rec.key, rec.value, rec.headers)
+        if event.renja_id == driven.renja_id and event.event_id not in known:
+            driven.observe(event)
+            known.add(event.event_id)
+
+
+def pdf_text(data: bytes) -> str:
+    return " ".join(" ".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages).split())
+
+
+async def deliver_everything(client: httpx.AsyncClient, s: ServiceSettings, renja_id: Any, sop: SopDefinition) -> None:
+    """Every unit delivers its programs: Sekretariat as BOM/';' CSV, one Bidang as XLSX with merged
+    headers, others as plain CSV (one under a non-ASCII file name), the last one files only."""
+    split = by_unit(sop)
+    assert [len(split[u]) for u in sop.unit_codes] == [21, 15, 18, 10, 0]
+    formats = {
+        "SET": ("Usulan Sekretariat.csv", csv_bom_semicolons(split["SET"])),
+        "SOSBUDPEM": ("Rancangan Bidang Sosbudpem.xlsx", xlsx_merged_headers(split["SOSBUDPEM"])),
+        "PEREKSDA": ("usulan-pereksda.csv", plain_csv(split["PEREKSDA"])),
+        "INFRAWIL": ("Usulan Bidang Infrastruktur – Kewilayahan ⅱ.csv", plain_csv(split["INFRAWIL"])),
+    }
+    for unit, (name, data) in formats.items():
+        r = await post_rows(client, s, renja_id, unit, name, data)
+        assert r.status_code == 201, r.text
+        assert r.json()["rows"] == len(split[unit]) and r.json()["file"]["name"] == name
+    r = await client.post(f"/renja/{renja_id}/units/LITBANG/files", headers=auth(s, "staf"),
+                          files={"files": ("Kajian Litbang – Café 研究.pdf", b"%PDF-1.4 kajian\n")})  # fmt: skip
+    assert r.status_code == 201, r.text
+
+
+# --- step 4 ------------------------------------------------------------------------------------------
+
+
+async def test_step_4_intake_formats_refusals_and_collection(
+    service: tuple[httpx.AsyncClient, DocumentsSettings], topic: str, tmp_path: Path
+) -> None:
+    client, s = service
+    sop = load_sop(s.sop_file)
+    driven = await publish_until(s, topic, step=2, sop=sop)
+    rid = driven.renja_id
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 3)
+    split = by_unit(sop)
+
+    # Wrong order: step 3 (perintah) is still due.
+    r = await post_rows(client, s, rid, "SET", "a.csv", csv_bom_semicolons(split["SET"]))
+    assert r.status_code == 409 and r.json()["error"] == "out_of_order" and r.json()["due_step"] == 3
+
+    driven = await publish_until(s, topic, step=3, driven=driven, sop=sop)
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 4)
+
+    # Wrong role: auditors never act; kasubag_pp is not the step 4 role.
+    for role in ("auditor", "kasubag_pp"):
+        r = await post_rows(client, s, rid, "SET", "a.csv", csv_bom_semicolons(split["SET"]), role=role)
+        assert r.status_code == 403, (role, r.text)
+    r = await post_rows(client, s, rid, "NOPE", "a.csv", csv_bom_semicolons(split["SET"]))
+    assert r.status_code == 404 and "SET" in r.json()["message"]
+
+    # A file with a bad row: 422 naming file, row and column; nothing stored.
+    bad = plain_csv(split["PEREKSDA"], bad_pagu_at=2)  # data line 3 = spreadsheet row 4
+    r = await post_rows(client, s, rid, "PEREKSDA", "Usulan PEREKSDA.csv", bad)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_rows"
+    assert r.json()["details"] == [
+        {"file": "Usulan PEREKSDA.csv", "row": 4, "column": "pagu_indikatif_rp", "column_letter": "G",
+         "message": "'sejuta' bukan angka rupiah"}
+    ]  # fmt: skip
+    assert await db_count(s, "SELECT count(*) FROM unit_rows WHERE renja_id = $1", rid) == 0
+    assert not (tmp_path / "files").exists() or not list((tmp_path / "files").iterdir())
+
+    # 0-byte and over-limit files, rows and attachments alike.
+    r = await post_rows(client, s, rid, "SET", "kosong.csv", b"")
+    assert r.status_code == 422 and "0 byte" in r.json()["message"]
+    r = await client.post(f"/renja/{rid}/units/LITBANG/files", headers=auth(s, "staf"),
+                          files={"files": ("Kosong – ñ.pdf", b"")})  # fmt: skip
+    assert r.status_code == 422 and "Kosong – ñ.pdf" in r.json()["message"]
+    big = b"x" * (LIMIT + 1)
+    r = await client.post(f"/renja/{rid}/units/LITBANG/files", headers=auth(s, "staf"),
+                          files=[("files", ("ok.txt", b"ok")), ("files", ("Lampiran besar.zip", big))])  # fmt: skip
+    assert r.status_code == 413 and "melebihi batas" in r.json()["message"] and f"{LIMIT:,}" in r.json()["message"]
+    r = await post_rows(client, s, rid, "SET", "besar.csv", big)
+    assert r.status_code == 413
+    assert await db_count(s, "SELECT count(*) FROM unit_files WHERE renja_id = $1", rid) == 0  # "ok.txt" neither
+
+    # Real deliveries. A replaced delivery counts once, with its latest content.
+    r = await post_rows(client, s, rid, "PEREKSDA", "lama.csv", plain_csv(split["PEREKSDA"][:3]))
+    assert r.status_code == 201 and r.json()["rows"] == 3
+    await deliver_everything(client, s, rid, sop)
+    assert await db_count(s, "SELECT count(*) FROM unit_rows WHERE renja_id = $1", rid) == 4
+    assert not list((tmp_path / "files").glob(".incoming-*"))
+
+    r = await client.get(f"/renja/{rid}/units", headers=auth(s, "auditor"))
+    assert r.status_code == 200
+    units = {u["code"]: u for u in r.json()["units"]}
+    assert units["PEREKSDA"]["rows"] == 18 and units["PEREKSDA"]["rows_file"]["name"] == "usulan-pereksda.csv"
+    assert units["LITBANG"]["name"] == LITBANG_NAME and units["LITBANG"]["rows"] == 0
+    (attached,) = units["LITBANG"]["files"]
+    assert attached["name"] == "Kajian Litbang – Café 研究.pdf"
+    assert attached["sha256"] == hashlib.sha256(b"%PDF-1.4 kajian\n").hexdigest()
+    assert (tmp_path / "files" / attached["sha256"]).read_bytes() == b"%PDF-1.4 kajian\n"
+    assert sum(u["pagu_total"] for u in units.values()) == PPU_TOTAL
+    r = await client.get(f"/renja/{rid}/units/LITBANG/files/{attached['sha256']}", headers=auth(s, "auditor"))
+    assert r.status_code == 200 and r.content == b"%PDF-1.4 kajian\n"
+    assert r.headers["etag"] == f'"{attached["sha256"]}"'
+
+    # Collection complete (the refusal while a unit is missing has its own test below).
+    r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "kasubag_pp"))
+    assert r.status_code == 403
+    r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))
+    assert r.status_code == 201, r.text
+    records = await read_all(s.kafka_bootstrap, topic, expect=4)
+    collected = [from_kafka(x.key, x.value, x.headers) for x in records][-1]
+    assert collected.event_type == "renja.DataCollected.v1"
+    assert collected.model_dump()["rows"] == 64 and collected.model_dump()["pagu_total"] == PPU_TOTAL
+    assert [u["unit"] for u in collected.model_dump()["units"]] == list(sop.unit_codes)
+
+    # Once collected, deliveries are frozen: step 5 is due.
+    r = await post_rows(client, s, rid, "SET", "telat.csv", csv_bom_semicolons(split["SET"]))
+    assert r.status_code == 409 and r.json()["due_step"] == 5
+
+
+async def test_collection_is_refused_while_a_unit_is_missing(
+    service: tuple[httpx.AsyncClient, DocumentsSettings], topic: str
+) -> None:
+    client, s = service
+    sop = load_sop(s.sop_file)
+    driven = await publish_until(s, topic, step=3, sop=sop)
+    rid = driven.renja_id
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 4)
+    r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))
+    assert r.status_code == 422 and "LITBANG" in r.json()["message"]
+    split = by_unit(sop)
+    r = await post_rows(client, s, rid, "SET", "Usulan Sekretariat.csv", csv_bom_semicolons(split["SET"]))
+    assert r.status_code == 201
+    r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))
+    assert r.status_code == 422 and r.json()["error"] == "invalid_command"
+    for code in ("SOSBUDPEM", "PEREKSDA", "INFRAWIL", "LITBANG"):
+        assert code in r.json()["message"]
+    assert "not yet delivered" in r.json()["message"] and "SET," not in r.json()["message"]
+    r = await client.get(f"/renja/{rid}/units", headers=auth(s, "staf"))
+    assert r.json()["missing"] == ["SOSBUDPEM", "PEREKSDA", "INFRAWIL", "LITBANG"]
+    assert r.json()["collection_complete"] is False
+
+
+# --- steps 5 to 10 -----------------------------------------------------------------------------------
+
+
+async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
+    service: tuple[httpx.AsyncClient, DocumentsSettings], topic: str
+) -> None:
+    client, s = service
+    sop = load_sop(s.sop_file)
+    driven = await publish_until(s, topic, step=3, sop=sop)
+    rid = driven.renja_id
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 4)
+
+    r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "staf"))
+    assert r.status_code == 409 and r.json()["due_step"] == 4  # wrong order: data not collected
+    await deliver_everything(client, s, rid, sop)
+    assert (await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))).status_code == 201
+
+    # Step 5, with an Idempotency-Key: the retry returns the first result and makes no second draft.
+    r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "auditor"))
+    assert r.status_code == 403
+    headers = {**auth(s, "staf"), "Idempotency-Key": f"awal-{rid}"}
+    first = await client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"})
+    assert first.status_code == 201, first.text
+    again = await client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"})
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+    awal = first.json()
+    assert (awal["version"], awal["stage"], awal["rows"], awal["pagu_total"]) == (1, "awal", 64, PPU_TOTAL)
+    assert awal["blocking_findings"] == 2 and awal["next_step"] == {"number": 6, "role": "staf"}
+    r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "staf"))
+    assert r.status_code == 409  # step 6 is due now
+
+    r = await client.get(f"/renja/{rid}/drafts/1/findings", headers=auth(s, "auditor"))
+    findings = r.json()
+    assert {"severity", "rule", "codes", "message", "source"} <= set(findings[0])
+    rollups = sorted(f["codes"][0] for f in findings if f["rule"] == "rollup_mismatch")
+    assert rollups == ["5.01.01.2.02", "5.01.01.2.09"]
+    zero = sorted(f["codes"][0] for f in findings if f["rule"] == "pagu_zero")
+    assert zero == ["5.01.01.2.02.0003", "5.01.01.2.09.0010"]
+    assert all(f["severity"] == "blocking" for f in findings if f["rule"] == "rollup_mismatch")
+
+    # The draft's rows are the real data, whatever format each unit delivered in.
+    r = await client.get(f"/renja/{rid}/drafts/1", headers=auth(s, "kasubag_pp"))
+    content = {row["kode"]: row for row in r.json()["content"]}
+    assert {k: (v.pagu, v.target, v.satuan) for k, v in ((r.kode, r) for r in ppu_rows())} == {
+        k: (v["pagu"], v["target"], v["satuan"]) for k, v in content.items()
+    }
+    assert content["5.01.02"]["unit"] == "SOSBUDPEM"
+
+    # The rendered PDF: served with ETag = its SHA-256, and its T-C.33 lists every row code.
+    r = await client.get(f"/renja/{rid}/drafts/1/document.pdf", headers=auth(s, "auditor"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+    assert r.headers["etag"] == f'"{awal["pdf_sha256"]}"' == f'"{hashlib.sha256(r.content).hexdigest()}"'
+    text = pdf_text(r.content)
+    assert "T-C.33" in text and [k for k in content if k not in text] == []
+    r = await client.get(f"/renja/{rid}/drafts/1/document.pdf",
+                         headers={**auth(s, "auditor"), "If-None-Match": f'"{awal["pdf_sha256"]}"'})  # fmt: skip
+    assert r.status_code == 304
+    r = await client.get(f"/renja/{rid}/drafts/1/document.docx", headers=auth(s, "auditor"))
+    assert r.status_code == 200 and r.content.startswith(b"PK")
+
+    # Step 7 before the meeting: wrong order.
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json={})
+    assert r.status_code == 409 and r.json()["due_step"] == 6
+
+    # Step 6 (the meetings service's event): the notulen asks to correct the two kegiatan roll-ups.
+    await observe_own_events(driven, s, topic, expect=5)
+    assert driven.state.awal_version == 1 and driven.state.awal_sha256 == awal["content_sha256"]
+    meeting_id = uuid4()
+    changes = (
+        RequestedChange(kode="5.01.01.2.02", field="Pagu Indikatif", new_value="6.361.771.800", note="ikut sub"),
+        RequestedChange(kode="5.01.01.2.09", field="pagu", new_value="Rp 152.000.000", note="ikut sub"),
+    )
+    held = datetime.now(UTC) - timedelta(hours=1)
+    meeting = RecordMeeting(
+        meeting_id=meeting_id, draft_version=1, draft_sha256=awal["content_sha256"], held_at=held,
+        place="Ruang Rapat Bappeda", notulen_sha256=hashlib.sha256(b"notulen uji").hexdigest(),
+        attendees=(Attendee(name=PEOPLE["staf"][0], nip=PEOPLE["staf"][1], unit="Subbag PP", present=True,
+                            signed_at=held),
+                   Attendee(name="Rudi Hartono Ñoño (fiktif)", unit="Bidang Litbang – Café", present=True)),
+        points=("Pagu kegiatan harus sama dengan jumlah sub kegiatan",), decisions=("Pagu disesuaikan",),
+        requested_changes=changes,
+    )  # fmt: skip
+    ctx = CommandContext(renja_id=rid, actor=actor("staf"), source="meetings", event_id=uuid4(),
+                         correlation_id=driven.state.correlation_id or rid, now=datetime.now(UTC))  # fmt: skip
+    (held_event,) = decide(driven.state, meeting, ctx, sop)
+    driven.observe(held_event)
+    await publish(s, topic, [held_event])
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 7)
+
+    for kind, expected in (("daftar-hadir", "Rudi Hartono Ñoño (fiktif)"), ("notulen", "5.01.01.2.09")):
+        r = await client.get(f"/renja/{rid}/meetings/{meeting_id}/{kind}.pdf", headers=auth(s, "auditor"))
+        assert r.status_code == 200, r.text
+        assert expected in pdf_text(r.content)
+        assert r.headers["etag"] == f'"{hashlib.sha256(r.content).hexdigest()}"'
+        again_pdf = await client.get(f"/renja/{rid}/meetings/{meeting_id}/{kind}.pdf", headers=auth(s, "auditor"))
+        assert again_pdf.content == r.content  # rendered once, then served from the store
+
+    # Step 7: a change that cannot apply is refused, nothing is created.
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"),
+                          json={"changes": [{"kode": "9.99.99", "field": "pagu", "new_value": "1"}]})  # fmt: skip
+    assert r.status_code == 422 and "9.99.99" in r.json()["message"]
+    # The notulen's changes plus the staff's correction of the program total.
+    body = {"changes": [{"kode": "5.01.01", "field": "pagu", "new_value": "8.646.986.715", "note": "jumlah"}],
+            "note": "Perbaikan sesuai notulen"}  # fmt: skip
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json=body)
+    assert r.status_code == 201, r.text
+    akhir = r.json()
+    assert (akhir["version"], akhir["stage"], akhir["based_on_version"]) == (2, "akhir", 1)
+    assert akhir["meeting_id"] == str(meeting_id) and akhir["notulen_sha256"] == meeting.notulen_sha256
+    assert akhir["blocking_findings"] == 0 and akhir["pagu_total"] == PPU_TOTAL - 299_906_000
+    assert [c["kode"] for c in akhir["applied_changes"]] == ["5.01.01.2.02", "5.01.01.2.09", "5.01.01"]
+
+    r = await client.get(f"/renja/{rid}/drafts/diff", params={"from": 1, "to": 2}, headers=auth(s, "auditor"))
+    assert r.status_code == 200, r.text
+    d = r.json()["diff"]
+    assert d["added"] == [] and d["removed"] == []
+    assert {(c["kode"], c["field"], c["old"], c["new"]) for c in d["changed"]} == {
+        ("5.01.01", "pagu", 8_946_892_715, 8_646_986_715),
+        ("5.01.01.2.02", "pagu", 6_616_677_800, 6_361_771_800),
+        ("5.01.01.2.09", "pagu", 197_000_000, 152_000_000),
+    }
+    r = await client.get(f"/renja/{rid}/drafts", headers=auth(s, "auditor"))
+    assert [(d["version"], d["stage"], d["blocking_findings"]) for d in r.json()] == [(1, "awal", 2), (2, "akhir", 0)]
+    assert (await client.get(f"/renja/{rid}/drafts/7", headers=auth(s, "auditor"))).status_code == 404
+
+    # Steps 8-10 (approvals): the signed Renja is rendered with its signature block.
+    await observe_own_events(driven, s, topic, expect=7)
+    assert driven.state.akhir_sha256 == akhir["content_sha256"]
+    r = await client.get(f"/renja/{rid}/signed.pdf", headers=auth(s, "auditor"))
+    assert r.status_code == 404
+    driven = await publish_until(s, topic, step=10, driven=driven, sop=sop)
+    await wait_state(client, s, rid, until=lambda st: st["signed"] is True)
+    r = await client.get(f"/renja/{rid}/signed.pdf", headers=auth(s, "auditor"))
+    assert r.status_code == 200, r.text
+    text = pdf_text(r.content)
+    assert akhir["content_sha256"] in text and PEOPLE["kepala_badan"][1] in text and "sopdriver-test" in text
