@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import Attendee, RequestedChange
 from shared.events.models import Sha256Hex, UtcDatetime
@@ -39,15 +39,12 @@ NOTULEN_FORMAT = "renja-notulen/1"
 """Bump when the canonical notulen layout changes, so old hashes stay explainable."""
 
 
-def _strip(value: str) -> str:
-    return value.strip()
-
-
-Text = Annotated[str, AfterValidator(_strip)]
+Text = str
+"""Free text; surrounding whitespace is stripped before the length checks (``str_strip_whitespace``)."""
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class MeetingCreate(_Input):

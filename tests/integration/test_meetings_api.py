@@ -185,6 +185,8 @@ async def test_bad_attendance_and_minutes_get_422(topic: str) -> None:
         assert r.status_code == 422
         r = await client.put(f"{url}/minutes", json={**MINUTES, "points": []}, headers=auth(s, "staf"))
         assert r.status_code == 422 and "points" in r.json()["message"]
+        r = await client.put(f"{url}/minutes", json={**MINUTES, "points": ["  "]}, headers=auth(s, "staf"))
+        assert r.status_code == 422 and "points" in r.json()["message"]
         r = await client.get(url, headers=auth(s, "staf"))
         assert r.json()["missing"] == ["daftar_hadir", "notulen"]  # nothing of the refused input was kept
 
