@@ -137,7 +137,13 @@ async def register(client: httpx.AsyncClient, s: ServiceSettings, url: str, type
 
 async def test_distribution_of_the_signed_renja_mails_each_recipient_and_takes_receipts_once(topic: str) -> None:
     with smtp_server() as (mails, smtp_port):
-        async with run_service(create_app, NotifierSettings, topic=topic, mail_port=smtp_port, **FAST) as (client, s):
+        async with (
+            webhook_receiver() as receiver,
+            run_service(create_app, NotifierSettings, topic=topic, mail_port=smtp_port, **FAST) as (client, s),
+        ):
+            # The notifier's own events skip its consumer (their inbox rows commit with the command), so
+            # their webhooks are queued by the command itself: checked at the end.
+            await register(client, s, receiver.url, ["renja.Distributed.v1", "renja.ReceiptRecorded.v1"])
             driven = await publish_until(s, topic, step=10)
             await wait_state(client, s, driven.renja_id, until=lambda st: st["due_step"] == 11)
             rid = driven.renja_id
@@ -212,6 +218,11 @@ async def test_distribution_of_the_signed_renja_mails_each_recipient_and_takes_r
             assert by_name[second_name]["received"] and by_name[second_name]["received_by"] == "Kepala Bidang (fiktif)"
             assert not by_name[SOP.distribution[2].name]["received"]
             assert {p["mail_status"] for p in proof["recipients"]} == {"sent"}
+
+            await eventually(lambda: len(receiver.delivered_ids()) == 3)
+            types = sorted(json.loads(b)["type"] for _, b, _ in receiver.requests)
+            assert types == ["renja.Distributed.v1", "renja.ReceiptRecorded.v1", "renja.ReceiptRecorded.v1"]
+            assert first.json()["events"][0]["event_id"] in receiver.delivered_ids()
 
 
 async def test_distribution_before_signing_is_refused(topic: str) -> None:
