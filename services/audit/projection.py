@@ -30,7 +30,7 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -47,7 +47,7 @@ from shared.sop import CLOSED, RenjaState, SopDefinition, evolve
 
 log = structlog.get_logger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]  # explicit alias: mypy needs it to use the name as a type
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "kafka_partition",

@@ -11,6 +11,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID, uuid5
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -168,7 +169,12 @@ def cycle_events(
             ),
         )
         returned = False
-        for step, role in ((8, "kasubag_pp"), (9, "sekretaris"), (10, "kepala_badan")):
+        reviews: tuple[tuple[Literal[8, 9, 10], Role], ...] = (
+            (8, "kasubag_pp"),
+            (9, "sekretaris"),
+            (10, "kepala_badan"),
+        )
+        for step, role in reviews:
             if cancelled(step):
                 return events
             if pending_returns and pending_returns[0] == step:
@@ -176,7 +182,7 @@ def cycle_events(
                 do(
                     role,
                     ReturnDraft(at_step=step, version=version, content_sha256=sha, notes=f"Perbaiki (langkah {step})"),
-                )  # type: ignore[arg-type]
+                )
                 returned = True
                 break
             if step == 10:
@@ -190,9 +196,9 @@ def cycle_events(
                         public_key_b64=public_b64,
                         signature_b64=signature,
                     ),
-                )  # type: ignore[arg-type]
+                )
             else:
-                do(role, Initial(step=step, version=version, content_sha256=sha))  # type: ignore[arg-type, arg-type]
+                do(role, Initial(step=step, version=version, content_sha256=sha))
         if not returned:
             break
     if cancelled(11):
