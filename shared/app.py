@@ -226,10 +226,12 @@ async def run_command(
     if idem_key:
         if len(idem_key) > 200:
             raise HTTPException(422, "Idempotency-Key must be at most 200 characters.")
+        # The hash covers what the client sent (method, path, body), never server-made ids or clock.
+        body = await request.body()
         idem = Idempotency(
             key=idem_key,
             principal=actor.user_id,
-            request_hash=request_hash([request.url.path, command.model_dump(mode="json")]),
+            request_hash=request_hash([request.method, request.url.path, body.hex()]),
         )
 
     def decision(state: RenjaState) -> list[Event]:
