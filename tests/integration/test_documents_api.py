@@ -7,9 +7,13 @@ program among the configured units and delivered in the formats units really sen
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import hashlib
 import io
+import json
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +25,10 @@ import httpx
 import openpyxl
 import pypdf
 import pytest
+import uvicorn
+from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from services.documents.intake import Row, parse_rows, split_rows_by_program
 from services.documents.main import create_app
 from services.documents.settings import DocumentsSettings
@@ -145,6 +152,23 @@ async def observe_own_events(driven: Driven, s: ServiceSettings, topic: str, exp
         if event.renja_id == driven.renja_id and event.event_id not in known:
             driven.observe(event)
             known.add(event.event_id)
+
+
+@contextlib.asynccontextmanager
+async def serve_http(client: httpx.AsyncClient) -> AsyncIterator[int]:
+    """Serve the in-process app on a loopback port (for the CLI, which speaks plain HTTP); yields the port."""
+    app = client._transport.app  # type: ignore[attr-defined]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.05)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task
 
 
 def pdf_text(data: bytes) -> str:
@@ -409,6 +433,25 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     r = await client.get(f"/renja/{rid}/drafts", headers=auth(s, "auditor"))
     assert [(d["version"], d["stage"], d["blocking_findings"]) for d in r.json()] == [(1, "awal", 2), (2, "akhir", 0)]
     assert (await client.get(f"/renja/{rid}/drafts/7", headers=auth(s, "auditor"))).status_code == 404
+
+    # renja findings (the CLI) reads the same findings over HTTP: latest version by default.
+    async with serve_http(client) as port:
+        env = {"RENJA_SERVICE_HOST": "127.0.0.1", "RENJA_SERVICE_PORTS": json.dumps({"documents": port})}
+
+        def cli(*args: str) -> Any:
+            return CliRunner().invoke(cli_app, ["findings", str(rid), *args], env=env)
+
+        latest = await asyncio.to_thread(cli, "--format", "json")
+        first_json = await asyncio.to_thread(cli, "--version", "1", "--format", "json")
+        table = await asyncio.to_thread(cli, "--version", "1")
+        missing = await asyncio.to_thread(cli, "--version", "9")
+    assert latest.exit_code == 0, latest.output
+    assert json.loads(latest.stdout) == (await client.get(f"/renja/{rid}/drafts/2/findings",
+                                                          headers=auth(s, "auditor"))).json()  # fmt: skip
+    assert all(f["severity"] == "warning" for f in json.loads(latest.stdout))
+    assert {"5.01.01.2.02", "5.01.01.2.09"} <= {f["codes"][0] for f in json.loads(first_json.stdout)}
+    assert table.exit_code == 0 and "rollup_mismatch" in table.stdout and "draft version 1" in table.stdout
+    assert missing.exit_code == 1 and "404" in missing.output
 
     # Steps 8-10 (approvals): the signed Renja is rendered with its signature block.
     await observe_own_events(driven, s, topic, expect=7)
