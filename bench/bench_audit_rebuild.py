@@ -1,0 +1,125 @@
+"""Benchmark: the audit rebuild against the raw limit, a bare aiokafka consumer reading the same topic.
+
+1. produce N decider-valid events (whole Renja cycles, some with returns or cancelled) to a scratch topic;
+2. time a bare group-less aiokafka consumer reading them all (no decoding);
+3. time ``services.audit.rebuild.replay_into`` folding them into a scratch database (decode, hash
+   chain, state, COPY);
+4. print both rates (events/s) and the ratio; the target is ≥ 0.5 (DESIGN/issue 4: ten million events in
+   under five minutes on two cores). The scratch topic and database are deleted afterwards.
+
+Run against the local stack: ``uv run python bench/bench_audit_rebuild.py --events 200000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from uuid import UUID, uuid4
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.audit.projection import REBUILD, Projector, close_reader, open_reader, seek_to, topic_partitions
+from services.audit.rebuild import replay_into
+from services.audit.scenario import cycle_events
+from services.audit.settings import AuditSettings
+from shared.cloudevents import to_kafka
+from shared.db import migrate
+from shared.kafka import ensure_topics, start_producer
+from shared.sop import load_sop
+
+MIGRATIONS = Path(__file__).parents[1] / "services" / "audit" / "migrations"
+
+
+async def produce(bootstrap: str, topic: str, n: int) -> int:
+    """Produce at least ``n`` events (whole cycles); returns how many were produced."""
+    sop = load_sop()
+    shapes = [{}, {"returns": (9,)}, {"cancel_before_step": 7}, {"returns": (8, 10)}]
+    producer = await start_producer(bootstrap, client_id="bench-audit")
+    produced = 0
+    start = datetime(2026, 1, 5, 1, tzinfo=UTC)
+    try:
+        i = 0
+        while produced < n:
+            renja = UUID(int=i + 1, version=4)
+            events = cycle_events(sop, renja, start=start + timedelta(hours=i), opd=f"OPD {i}", **shapes[i % 4])  # type: ignore[arg-type]
+            for e in events:
+                rec = to_kafka(e)
+                await producer.send(topic, key=rec.key, value=rec.value, headers=rec.headers)
+            produced += len(events)
+            i += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return produced
+
+
+async def bare_read(bootstrap: str, topic: str) -> tuple[int, float]:
+    """Read the whole topic with a bare consumer (no decoding); ``(records, seconds)``."""
+    consumer = await open_reader(bootstrap, "bench-bare")
+    try:
+        tps = await topic_partitions(consumer, topic)
+        await seek_to(consumer, tps, {})
+        end = await consumer.end_offsets(tps)
+        total = sum(end.values())
+        t0 = time.perf_counter()
+        n = 0
+        while n < total:
+            got = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            n += sum(len(r) for r in got.values())
+        return n, time.perf_counter() - t0
+    finally:
+        await close_reader(consumer)
+
+
+async def main(events: int, partitions: int, batch: int) -> None:
+    settings = AuditSettings(environment="test")
+    topic = f"bench.audit.{uuid4().hex[:8]}"
+    db = f"bench_audit_{uuid4().hex[:8]}"
+    await ensure_topics(settings.kafka_bootstrap, {topic: (partitions, {})})
+    admin = await asyncpg.connect(settings.postgres_dsn("postgres"))
+    await admin.execute(f'CREATE DATABASE "{db}"')
+    try:
+        t0 = time.perf_counter()
+        n = await produce(settings.kafka_bootstrap, topic, events)
+        print(f"produced {n} events to {topic} in {time.perf_counter() - t0:.1f} s")
+        bare_n, bare_s = await bare_read(settings.kafka_bootstrap, topic)
+        dsn = settings.postgres_dsn(db)
+        await migrate(dsn, MIGRATIONS)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            projector = Projector(load_sop(), Ed25519PrivateKey.generate(), REBUILD, keep_cache=True)
+            t1 = time.perf_counter()
+            records, applied = await replay_into(
+                pool, bootstrap=settings.kafka_bootstrap, topic=topic, projector=projector, batch_max=batch
+            )
+            rebuild_s = time.perf_counter() - t1
+        finally:
+            await pool.close()
+        bare_rate, rebuild_rate = bare_n / bare_s, records / rebuild_s
+        print(f"bare aiokafka consumer: {bare_n} records in {bare_s:.2f} s = {bare_rate:,.0f} events/s")
+        print(f"audit rebuild:          {applied} events in {rebuild_s:.2f} s = {rebuild_rate:,.0f} events/s")
+        print(f"ratio rebuild/bare: {rebuild_rate / bare_rate:.2f} (target >= 0.5)")
+        print(f"projected for 10 million events: {10_000_000 / rebuild_rate / 60:.1f} min")
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        await admin.close()
+        client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await client.start()
+        with contextlib.suppress(Exception):
+            await client.delete_topics([topic])
+        await client.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=200_000, help="events to produce (default 200000)")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of the scratch topic")
+    parser.add_argument("--batch", type=int, default=5000, help="records per rebuild transaction")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.partitions, args.batch))
