@@ -226,6 +226,10 @@ async def schedule_meeting(
     )
 
 
+PUT_ATTEMPTS = 3
+"""How often a PUT re-reads the meeting after losing a race with a concurrent PUT on the same meeting."""
+
+
 async def _put_record(
     request: Request,
     actor: Actor,
@@ -235,7 +239,32 @@ async def _put_record(
     attendance: AttendanceIn | None = None,
     notulen: NotulenIn | None = None,
 ) -> JSONResponse:
-    """Replace the daftar hadir or the notulen; emit ``MeetingHeld`` when both now exist (SOP step 6)."""
+    """Replace the daftar hadir or the notulen; emit ``MeetingHeld`` when both now exist (SOP step 6).
+
+    A PUT that raced another PUT on the same meeting (e.g. attendance and minutes sent at once) re-reads
+    the meeting and decides again, so the pair completes by whichever commits second; after
+    ``PUT_ATTEMPTS`` lost races the answer is 409.
+    """
+    for _ in range(PUT_ATTEMPTS):
+        try:
+            return await _put_once(request, actor, renja_id, meeting_id, attendance=attendance, notulen=notulen)
+        except MeetingChanged:
+            continue
+    raise HTTPException(
+        409, f"Meeting {meeting_id} is being changed by someone else at the same moment; reload and retry."
+    )
+
+
+async def _put_once(
+    request: Request,
+    actor: Actor,
+    renja_id: UUID,
+    meeting_id: UUID,
+    *,
+    attendance: AttendanceIn | None,
+    notulen: NotulenIn | None,
+) -> JSONResponse:
+    """One attempt of ``_put_record``; raises ``MeetingChanged`` (nothing committed) if it lost a race."""
     rt = runtime(request)
     now = datetime.now(UTC)
     async with rt.require_pool().acquire() as conn:
@@ -277,12 +306,9 @@ async def _put_record(
     async def effect(conn: asyncpg.Connection, events: Sequence[Event], _: RenjaState) -> None:
         if events:
             final[0] = updated.model_copy(update={"held_event_id": events[0].event_id, "held_recorded_at": now})
-        try:
-            await save_records(conn, final[0], read_rev=current.rev)
-        except MeetingChanged as exc:
-            raise HTTPException(
-                409, f"Meeting {meeting_id} was changed by someone else at the same moment; reload and retry."
-            ) from exc
+        # Raises MeetingChanged when the row moved since it was read: the transaction (event included)
+        # rolls back and _put_record tries again on the fresh row.
+        await save_records(conn, final[0], read_rev=current.rev)
 
     sent = attendance if attendance is not None else notulen
     payload = None if sent is None else sent.model_dump(mode="json")

@@ -245,3 +245,22 @@ async def test_same_idempotency_key_replays_and_makes_one_event(topic: str) -> N
         await asyncio.sleep(1.0)  # give a (wrong) second event time to reach the topic
         held = await _held_events(s, topic, expect=len(driven.events) + 1)
         assert len(held) == 1 and held[0]["event_id"] == responses[0].json()["held_event_id"]
+
+
+async def test_attendance_and_minutes_sent_at_once_hold_the_meeting_once(topic: str) -> None:
+    async with run_service(create_app, MeetingsSettings, topic=topic) as (client, s):
+        driven = await _at_step_6(client, s, topic)
+        rid = driven.renja_id
+        r = await client.post(f"/renja/{rid}/meetings", json=_schedule_body(driven), headers=auth(s, "staf"))
+        mid = r.json()["meeting_id"]
+        attendance, minutes = await asyncio.gather(
+            client.put(f"/renja/{rid}/meetings/{mid}/attendance", json=ATTENDANCE, headers=auth(s, "staf")),
+            client.put(f"/renja/{rid}/meetings/{mid}/minutes", json=MINUTES, headers=auth(s, "staf")),
+        )
+        assert (attendance.status_code, minutes.status_code) == (200, 200), (attendance.text, minutes.text)
+        assert sorted([attendance.json()["status"], minutes.json()["status"]]) == ["held", "scheduled"]
+        r = await client.get(f"/renja/{rid}/meetings/{mid}", headers=auth(s, "staf"))
+        assert r.json()["status"] == "held" and r.json()["missing"] == []
+        await asyncio.sleep(1.0)
+        held = await _held_events(s, topic, expect=len(driven.events) + 1)
+        assert [e["meeting_id"] for e in held] == [mid]
