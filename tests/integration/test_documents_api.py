@@ -35,7 +35,7 @@ from services.documents.settings import DocumentsSettings
 from shared.cloudevents import from_kafka
 from shared.events import Attendee, RequestedChange
 from shared.settings import ServiceSettings
-from shared.sop import CommandContext, RecordMeeting, SopDefinition, decide, load_sop
+from shared.sop import CommandContext, RecordMeeting, ReturnDraft, SopDefinition, decide, load_sop
 from tests.kafkatools import read_all
 from tests.servicekit import PEOPLE, auth, run_service, wait_state
 from tests.sopdriver import Driven, actor, publish, publish_until
@@ -453,8 +453,32 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     assert table.exit_code == 0 and "rollup_mismatch" in table.stdout and "draft version 1" in table.stdout
     assert missing.exit_code == 1 and "404" in missing.output
 
-    # Steps 8-10 (approvals): the signed Renja is rendered with its signature block.
+    # The kasubag returns it (approvals' event): the next version applies only the staff's corrections,
+    # not the notulen again (it already holds them).
     await observe_own_events(driven, s, topic, expect=7)
+    assert driven.state.akhir_sha256 == akhir["content_sha256"]
+    ret = ReturnDraft(
+        at_step=8, version=2, content_sha256=akhir["content_sha256"], notes="Target penatausahaan 13 dokumen"
+    )
+    ctx = CommandContext(renja_id=rid, actor=actor("kasubag_pp"), source="approvals", event_id=uuid4(),
+                         correlation_id=driven.state.correlation_id or rid, now=datetime.now(UTC))  # fmt: skip
+    (returned,) = decide(driven.state, ret, ctx, sop)
+    driven.observe(returned)
+    await publish(s, topic, [returned])
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 7 and st["returns"] == 1)
+    body = {"changes": [{"kode": "5.01.01.2.02.0003", "field": "target", "new_value": "13"}]}
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json=body)
+    assert r.status_code == 201, r.text
+    akhir = r.json()
+    assert (akhir["version"], akhir["based_on_version"], akhir["meeting_id"]) == (3, 2, str(meeting_id))
+    assert [c["kode"] for c in akhir["applied_changes"]] == ["5.01.01.2.02.0003"]
+    r = await client.get(f"/renja/{rid}/drafts/diff", params={"from": 2, "to": 3}, headers=auth(s, "auditor"))
+    assert [(c["kode"], c["field"], c["new"]) for c in r.json()["diff"]["changed"]] == [
+        ("5.01.01.2.02.0003", "target", "13")
+    ]
+
+    # Steps 8-10 (approvals): the signed Renja is rendered with its signature block.
+    await observe_own_events(driven, s, topic, expect=9)
     assert driven.state.akhir_sha256 == akhir["content_sha256"]
     r = await client.get(f"/renja/{rid}/signed.pdf", headers=auth(s, "auditor"))
     assert r.status_code == 404
