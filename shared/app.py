@@ -24,7 +24,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import ANY_ROLE, TokenVerifier
@@ -110,6 +110,15 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         summary = "; ".join(f"{d['where']}: {d['problem']}" for d in details[:5])
         return _error(422, "invalid_request", f"Fix the request: {summary}", details=details)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_content(_: Request, exc: ValidationError) -> JSONResponse:
+        # A command built from a request the request model allowed, but the SOP's model refuses.
+        details = [
+            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()
+        ]
+        summary = "; ".join(f"{d['where']}: {d['problem']}" for d in details[:5])
+        return _error(422, "invalid_content", f"Fix the content: {summary}", details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
