@@ -79,6 +79,13 @@ class Documents:
     nomenclature: Nomenclature
     renstra: Renstra
     render_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    draft_locks: dict[UUID, asyncio.Lock] = field(default_factory=dict)
+
+    def draft_lock(self, renja_id: UUID) -> asyncio.Lock:
+        """Serialises this process's draft commands on one Renja, so concurrent duplicates wait and are then
+        answered from the Idempotency-Key record (or refused as out of order) instead of each rendering
+        for seconds. Across processes the decider's version check still lets only one through."""
+        return self.draft_locks.setdefault(renja_id, asyncio.Lock())
 
     @property
     def region(self) -> str:
@@ -660,14 +667,18 @@ async def create_awal(
     renja_id: UUID, request: Request, actor: Annotated[Actor, Depends(SOP_ACTOR)], body: AwalCreate | None = None
 ) -> JSONResponse:
     docs = documents(request)
-    if (replay := await _replayed(request, actor)) is not None:
-        return replay
+    async with docs.draft_lock(renja_id):
+        if (replay := await _replayed(request, actor)) is not None:
+            return replay
+        return await _create_awal(docs, renja_id, request, actor, body.note if body else "")
+
+
+async def _create_awal(docs: Documents, renja_id: UUID, request: Request, actor: Actor, note: str) -> JSONResponse:
     async with runtime(request).require_pool().acquire() as conn:
         state = await _known_state(conn, renja_id)
         require_turn(state, 5, actor, docs.sop)
         rows = await store.collected_rows(conn, renja_id, docs.sop.unit_codes)
-    record = await _build_draft(docs, state, rows, renja_id=renja_id, stage="awal", actor=actor,
-                                note=body.note if body else "")  # fmt: skip
+    record = await _build_draft(docs, state, rows, renja_id=renja_id, stage="awal", actor=actor, note=note)
     command = CreateRancanganAwal(
         version=record.meta.version, content_sha256=record.content_sha256, rows=len(record.rows),
         pagu_total=record.pagu_total, blocking_findings=record.blocking, warning_findings=record.warning,
@@ -692,8 +703,15 @@ async def create_akhir(
     """The new version = the latest draft + the meeting's ``requested_changes`` (once: not again on a
     draft that already applied them, e.g. after a return) + ``body.changes``, in that order."""
     docs = documents(request)
-    if (replay := await _replayed(request, actor)) is not None:
-        return replay
+    async with docs.draft_lock(renja_id):
+        if (replay := await _replayed(request, actor)) is not None:
+            return replay
+        return await _create_akhir(docs, renja_id, body, request, actor)
+
+
+async def _create_akhir(
+    docs: Documents, renja_id: UUID, body: AkhirCreate, request: Request, actor: Actor
+) -> JSONResponse:
     async with runtime(request).require_pool().acquire() as conn:
         state = await _known_state(conn, renja_id)
         require_turn(state, 7, actor, docs.sop)

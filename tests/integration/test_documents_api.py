@@ -329,8 +329,13 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "auditor"))
     assert r.status_code == 403
     headers = {**auth(s, "staf"), "Idempotency-Key": f"awal-{rid}"}
-    first = await client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"})
-    assert first.status_code == 201, first.text
+    burst = await asyncio.gather(
+        *[client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"}) for _ in range(5)]
+    )
+    assert [r.status_code for r in burst] == [201] * 5, [r.text for r in burst]
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in burst) == 4
+    (first,) = [r for r in burst if r.headers.get("Idempotent-Replayed") != "true"]
+    assert all(r.json() == first.json() for r in burst)
     again = await client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"})
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.json() == first.json()
@@ -339,6 +344,9 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     assert awal["blocking_findings"] == 2 and awal["next_step"] == {"number": 6, "role": "staf"}
     r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "staf"))
     assert r.status_code == 409  # step 6 is due now
+    assert await db_count(s, "SELECT count(*) FROM drafts WHERE renja_id = $1", rid) == 1
+    assert await db_count(s, "SELECT count(*) FROM events WHERE stream_id = $1 AND event_type = $2", rid,
+                          "renja.DraftCreated.v1") == 1  # fmt: skip
 
     r = await client.get(f"/renja/{rid}/drafts/1/findings", headers=auth(s, "auditor"))
     findings = r.json()
