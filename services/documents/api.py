@@ -319,6 +319,8 @@ async def _replayed(request: Request, actor: Actor) -> JSONResponse | None:
 
     Draft commands derive their content (version, hash) from the current state, so a retry after the
     first one committed would be a different command; it is answered here, before anything is derived.
+    Consequence: a reused key with a *different* body gets the first result back (not 422), because the
+    stored request hash covers the derived command, not the body.
     """
     key = request.headers.get("Idempotency-Key")
     if not key:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -22,6 +23,8 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
     a missing or broken file fails the start with a message naming it.
     """
     settings = settings or DocumentsSettings()
+    # WeasyPrint logs every layout step at INFO; one line per page per render would drown the service log.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     app = build_service_app(
         settings,
         title="Renja — documents",
