@@ -272,6 +272,9 @@ def _semantic_problems(sop: SopDefinition) -> list[tuple[tuple[int | str, ...], 
     problems: list[tuple[tuple[int | str, ...], str]] = []
     for index, step in enumerate(sop.steps):
         expected = index + 1
+        if expected > len(STEP_NUMBERS):
+            problems.append((("steps", index), f"the SOP has {len(STEP_NUMBERS)} steps; this is one too many"))
+            break
         if step.number != expected:
             problems.append(
                 (("steps", index, "number"), f"step number {step.number} found where step {expected} belongs")

@@ -127,3 +127,25 @@ def test_missing_file_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(SopFileError) as info:
         load_sop(tmp_path / "absent.yaml")
     assert "absent.yaml" in str(info.value)
+
+
+def test_a_twelfth_step_is_refused_at_its_line(tmp_path: Path) -> None:
+    lines = _lines()
+    start = _line_of(lines, "- number: 11") - 1
+    extra = [line.replace("number: 11", "number: 12") for line in lines[start:]]
+    lines.extend(extra)
+    twelve = _line_of(lines, "- number: 12")
+    with pytest.raises(SopFileError) as info:
+        load_sop(_write(tmp_path, lines))
+    assert info.value.line == twelve
+    assert "one too many" in str(info.value)
+
+
+def test_unknown_key_is_refused_at_its_line(tmp_path: Path) -> None:
+    lines = _lines()
+    line = _line_of(lines, "short_name: Bappeda")
+    lines.insert(line, "  acronym: BPPD\n")
+    with pytest.raises(SopFileError) as info:
+        load_sop(_write(tmp_path, lines))
+    assert info.value.line == line + 1
+    assert "agency.acronym" in str(info.value)
