@@ -1229,6 +1229,7 @@ def _decide_receipt(
 
 __all__ = [
     "CANONICAL_COMPLETIONS",
+    "CLOSED",
     "SOP_FILE_ENV",
     "Agency",
     "AlreadyRecorded",
