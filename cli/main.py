@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, findings, stack, tokens
+from cli import audit, demo, findings, stack, tokens
 
 app = typer.Typer(
     name="renja",
@@ -33,6 +33,9 @@ app.command("reconcile")(audit.reconcile)
 
 # Findings of a draft (services/documents).
 app.command("findings")(findings.findings)
+
+# The main job: one whole Renja cycle through the HTTP APIs, then the auditor's view.
+app.command("demo")(demo.demo)
 
 
 if __name__ == "__main__":

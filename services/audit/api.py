@@ -24,6 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from services.audit.keys import key_id, public_key_b64
+from services.audit.projection import REBUILD, Projector
+from services.audit.rebuild import rebuild_equals_live
 from services.audit.store import list_cycles, load_timeline
 from services.audit.timeline import Timeline, render_timeline_html
 from services.audit.verify import VerifyReport, verify_renja
@@ -418,3 +420,33 @@ async def get_sop_steps(request: Request, _: Annotated[Actor, Depends(READERS)])
 async def get_key(request: Request, _: Annotated[Actor, Depends(READERS)]) -> KeyPublic:
     public = runtime(request).extras["signing_key"].public_key()
     return KeyPublic(key_id=key_id(public), public_key_b64=public_key_b64(public))
+
+
+class RebuildComparePublic(BaseModel):
+    """Whether replaying the whole log from offset 0 gives exactly the live projection (rows and hashes)."""
+
+    rebuild_equals_live: bool
+    seconds: float
+
+
+AUDITOR = require_roles("auditor")
+
+
+@router.post(
+    "/rebuild/compare",
+    response_model=RebuildComparePublic,
+    summary="Replay the log from offset 0 into scratch tables and compare with the live projection (auditor)",
+)
+async def post_rebuild_compare(request: Request, _: Annotated[Actor, Depends(AUDITOR)]) -> RebuildComparePublic:
+    """Nothing is swapped: the scratch tables are dropped afterwards. Takes as long as a replay of the log."""
+    rt: Runtime = runtime(request)
+    started = datetime.now(UTC)
+    equal = await rebuild_equals_live(
+        rt.require_pool(),
+        bootstrap=rt.settings.kafka_bootstrap,
+        topic=rt.settings.event_topic,
+        projector=Projector(rt.sop, rt.extras["signing_key"], REBUILD, keep_cache=True),
+    )
+    return RebuildComparePublic(
+        rebuild_equals_live=equal, seconds=round((datetime.now(UTC) - started).total_seconds(), 3)
+    )

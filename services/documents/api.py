@@ -188,7 +188,7 @@ class DraftSummaryPublic(BaseModel):
 
     version: int
     stage: Literal["awal", "akhir"]
-    sha256: str
+    content_sha256: str
     based_on_version: int | None
     meeting_id: UUID | None
     notulen_sha256: str | None
@@ -432,14 +432,14 @@ def _draft_respond(record: DraftRecord, docs: Documents) -> Any:
 def _summary(r: asyncpg.Record | DraftRecord) -> dict[str, Any]:
     if isinstance(r, DraftRecord):
         return {
-            "version": r.meta.version, "stage": r.meta.stage, "sha256": r.content_sha256,
+            "version": r.meta.version, "stage": r.meta.stage, "content_sha256": r.content_sha256,
             "based_on_version": r.based_on_version, "meeting_id": r.meeting_id, "notulen_sha256": r.notulen_sha256,
             "rows": len(r.rows), "pagu_total": r.pagu_total, "blocking_findings": r.blocking,
             "warning_findings": r.warning, "pdf_sha256": r.pdf_sha256, "docx_sha256": r.docx_sha256,
             "note": r.note, "created_by": r.created_by, "created_at": r.created_at,
         }  # fmt: skip
     return {
-        "version": r["version"], "stage": r["stage"], "sha256": r["content_sha256"],
+        "version": r["version"], "stage": r["stage"], "content_sha256": r["content_sha256"],
         "based_on_version": r["based_on_version"], "meeting_id": r["meeting_id"],
         "notulen_sha256": r["notulen_sha256"], "rows": r["row_count"], "pagu_total": r["pagu_total"],
         "blocking_findings": r["blocking"], "warning_findings": r["warning"], "pdf_sha256": r["pdf_sha256"],
