@@ -192,7 +192,7 @@ async def test_killed_kafka_is_reported_unhealthy_then_restarted_by_up(running_s
 
 
 def test_settings_round_trip_through_the_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    custom = StackSettings(kafka_port=19092, service_ports={"audit": 9106}, databases=("audit",))
+    custom = StackSettings(kafka_port=19092, postgres_port=15432, service_ports={"audit": 9106}, databases=("audit",))
     for key, value in custom.as_env().items():
         monkeypatch.setenv(key, value)
 
@@ -200,5 +200,5 @@ def test_settings_round_trip_through_the_child_environment(monkeypatch: pytest.M
 
     assert rebuilt == custom
     assert rebuilt.kafka_bootstrap == "127.0.0.1:19092"
-    assert rebuilt.postgres_dsn("audit") == "postgresql://postgres@127.0.0.1:55432/audit"
+    assert rebuilt.postgres_dsn("audit") == "postgresql://postgres@127.0.0.1:15432/audit"
     assert rebuilt.dlq_topics == ("renja.events.dlq.audit",)
