@@ -192,6 +192,8 @@ async def test_killed_kafka_is_reported_unhealthy_then_restarted_by_up(running_s
 
 
 def test_settings_round_trip_through_the_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("RENJA_")]:
+        monkeypatch.delenv(key)  # independent of the stack this test session runs against
     custom = StackSettings(kafka_port=19092, postgres_port=15432, service_ports={"audit": 9106}, databases=("audit",))
     for key, value in custom.as_env().items():
         monkeypatch.setenv(key, value)
@@ -202,3 +204,37 @@ def test_settings_round_trip_through_the_child_environment(monkeypatch: pytest.M
     assert rebuilt.kafka_bootstrap == "127.0.0.1:19092"
     assert rebuilt.postgres_dsn("audit") == "postgresql://postgres@127.0.0.1:15432/audit"
     assert rebuilt.dlq_topics == ("renja.events.dlq.audit",)
+
+
+def _processes_under(run_dir: Path) -> list[str]:
+    """Command lines of live processes that mention ``run_dir`` (our Postgres, Kafka, mail sink…)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
+        if str(run_dir) in cmdline and state != "Z":  # zombies are already gone, only not yet reaped
+            found.append(f"{entry.name}: {cmdline[:160]}")
+    return found
+
+
+async def test_down_leaves_no_process_behind_and_up_brings_everything_back(running_stack: StackSettings) -> None:
+    before = await stack.status(running_stack)
+    pids = [st.pid for st in before.values() if st.pid is not None]
+    assert pids
+    await stack.down(running_stack, echo=lambda _line: None)
+    for pid in pids:
+        await _wait_until_gone(pid, 30)
+    assert not [pid for pid in pids if stack.pid_alive(pid)]
+    assert _processes_under(running_stack.run_dir) == []
+    assert not any(st.healthy for st in (await stack.status(running_stack)).values())
+
+    # The rest of the session (and the developer's shell) gets its stack back.
+    actions = await stack.up(running_stack, echo=lambda _line: None)
+    assert set(actions.values()) <= {"started", "restarted"}
+    assert all(st.healthy for st in (await stack.status(running_stack)).values())
