@@ -32,7 +32,7 @@ setup:
 	@command -v chromium >/dev/null 2>&1 || $(APT_INSTALL) chromium fonts-dejavu-core
 	@command -v java >/dev/null 2>&1 || $(APT_INSTALL) openjdk-17-jre-headless
 	@command -v mvn >/dev/null 2>&1 || $(APT_INSTALL) maven
-	@[ -f $(KAFKA_JAR) ] || mvn -B -q -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package
+	@[ -f $(KAFKA_JAR) ] || mvn -B -q -Dstyle.color=never -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package
 	@[ -f $(KAFKA_JAR) ] || { echo "Kafka jars missing after mvn: $(KAFKA_JAR)"; exit 1; }
 
 up:
