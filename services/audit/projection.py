@@ -40,10 +40,9 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.hashchain import GENESIS, canonical_event_bytes, event_json, sign_head
-from services.audit.timeline import _version_and_hash
 from shared.cloudevents import DecodeError, from_kafka
 from shared.events import Event
-from shared.sop import CLOSED, RenjaState, SopDefinition, evolve
+from shared.sop import CLOSED, RenjaState, SopDefinition, SopStep, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +103,37 @@ LIVE = TableSet("")
 REBUILD = TableSet("_rebuild")
 
 
+_VERSION_FIELDS = ("version", "draft_version")
+_SHA_FIELDS = ("content_sha256", "draft_sha256")
+_DRAFT_FIELDS: dict[type[Event], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _version_and_hash_fast(event: Event) -> tuple[int | None, str | None]:
+    """``services.audit.timeline._version_and_hash``, answered from the fields each event class has.
+
+    Same result (``version`` else ``draft_version``; ``content_sha256`` else ``draft_sha256``; None when
+    absent), without ``getattr`` misses: on a pydantic model a missing attribute costs an exception.
+    """
+    names = _DRAFT_FIELDS.get(type(event))
+    if names is None:
+        fields = type(event).model_fields
+        names = _DRAFT_FIELDS[type(event)] = (
+            tuple(n for n in _VERSION_FIELDS if n in fields),
+            tuple(n for n in _SHA_FIELDS if n in fields),
+        )
+    version: int | None = None
+    for name in names[0]:
+        version = getattr(event, name)
+        if version is not None:
+            break
+    sha: str | None = None
+    for name in names[1]:
+        sha = getattr(event, name)
+        if sha is not None:
+            break
+    return version, sha
+
+
 @dataclass(slots=True)
 class Cycle:
     """What the fold needs to know about one Renja between events (a row of ``audit_cycles``)."""
@@ -152,6 +182,17 @@ class Projector:
         self.keep_cache = keep_cache
         self.cache_max = cache_max
         self._cycles: dict[UUID, Cycle] = {}
+        # sop.step_for_event, indexed by event type (same order, same matches): no scan of all 11 steps
+        self._steps_by_type: dict[str, list[SopStep]] = {}
+        for step in sop.steps:
+            self._steps_by_type.setdefault(step.completed_by.event_type, []).append(step)
+
+    def _step_number(self, event: Event) -> int | None:
+        """The number of the SOP step ``event`` completes (``SopDefinition.step_for_event``), or None."""
+        for step in self._steps_by_type.get(event.event_type, ()):
+            if step.completed_by.matches(event):
+                return step.number
+        return None
 
     def forget(self) -> None:
         """Drop the in-memory heads (after a failed transaction)."""
@@ -204,45 +245,51 @@ class Projector:
                 )
         rows: list[tuple[Any, ...]] = []
         touched: dict[UUID, Cycle] = {}
+        cycles = self._cycles
+        step_number = self._step_number
+        version_and_hash = _version_and_hash_fast
+        sha256 = hashlib.sha256
         for rec, ev in decoded:
-            if ev.event_id in known:
+            event_id = ev.event_id
+            if event_id in known:
                 result.duplicates += 1
                 continue
-            known.add(ev.event_id)
-            cycle = self._cycles.get(ev.renja_id)
+            known.add(event_id)
+            renja_id = ev.renja_id
+            cycle = cycles.get(renja_id)
             if cycle is None:
-                cycle = self._cycles[ev.renja_id] = Cycle(renja_id=ev.renja_id, state=RenjaState())
+                cycle = cycles[renja_id] = Cycle(renja_id=renja_id, state=RenjaState())
             raw = canonical_event_bytes(event_json(ev))
-            text = raw.decode("utf-8")
-            ev_hash = hashlib.sha256(raw).hexdigest()
             # hashchain.chain_hash, inlined: the prefix is always a stored 64-hex link or GENESIS
-            link = hashlib.sha256(cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
-            cycle.head_position += 1
+            link = sha256(cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
+            position = cycle.head_position = cycle.head_position + 1
             cycle.head_hash = link
             cycle.state = evolve(cycle.state, ev)
-            cycle.first_at = cycle.first_at or ev.occurred_at
-            cycle.last_at = ev.occurred_at
-            touched[ev.renja_id] = cycle
-            step = self.sop.step_for_event(ev)
-            version, sha = _version_and_hash(ev)
+            occurred_at = ev.occurred_at
+            if cycle.first_at is None:
+                cycle.first_at = occurred_at
+            cycle.last_at = occurred_at
+            touched[renja_id] = cycle
+            version, sha = version_and_hash(ev)
+            actor = ev.actor
             rows.append(
                 (
                     rec.partition,
                     rec.offset,
-                    ev.event_id,
-                    ev.renja_id,
-                    cycle.head_position,
+                    event_id,
+                    renja_id,
+                    position,
                     ev.event_type,
                     ev.source,
-                    ev.actor.name,
-                    ev.actor.nip,
-                    ev.actor.role,
-                    ev.occurred_at,
-                    None if step is None else step.number,
+                    actor.name,
+                    actor.nip,
+                    actor.role,
+                    occurred_at,
+                    step_number(ev),
                     version,
                     sha,
-                    text,
-                    ev_hash,
+                    raw.decode("utf-8"),
+                    sha256(raw).hexdigest(),
                     link,
                 )
             )
