@@ -24,7 +24,7 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import ANY_ROLE, TokenVerifier
@@ -76,11 +76,51 @@ def runtime(request: Request) -> Runtime:
 
 
 class ErrorBody(BaseModel):
+    """Every error answer: a stable ``error`` code for clients, a ``message`` saying what to fix."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "out_of_order",
+                    "message": "Step 9 (Memeriksa dan paraf Rancangan Akhir) is not due: Step 8 (Memeriksa dan "
+                    "paraf Rancangan Akhir) is due, by kasubag_pp; you are sekretaris.",
+                    "due_step": 8,
+                    "due_role": "kasubag_pp",
+                }
+            ]
+        }
+    )
+
     error: str
     message: str
     due_step: int | None = None
     due_role: str | None = None
     details: list[dict[str, Any]] | None = None
+
+
+COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No bearer token, or it is invalid or expired (`unauthorized`)."},
+    403: {
+        "model": ErrorBody,
+        "description": "Your role may not do this (`forbidden`, `wrong_role`); auditors never act.",
+    },
+    409: {
+        "model": ErrorBody,
+        "description": "Not this step's turn (`out_of_order`), a stale draft version or hash (`stale_version`), "
+        "a closed Renja (`renja_closed`), or a concurrent change (`concurrent_change`); `due_step` and "
+        "`due_role` say what the Renja waits for.",
+    },
+    422: {
+        "model": ErrorBody,
+        "description": "The request or its content is invalid (`invalid_request`, `invalid_content`, "
+        "`invalid_command`), or an Idempotency-Key was reused for a different request; `details` lists "
+        "each problem.",
+    },
+}
+"""``responses=`` for a command route: every error it can answer, in the one shape the handlers below
+produce (``ErrorBody``). Routes override an entry with a more precise description where they know more,
+e.g. ``responses={**COMMAND_ERRORS, 409: {"model": ErrorBody, "description": "..."}}``."""
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:

@@ -445,6 +445,23 @@ class _Command(BaseModel):
 class IssueArahan(_Command):
     """Step 1 (kepala_badan): direct the secretary; starts the cycle for one OPD and plan year (n+1)."""
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "opd": "Badan Perencanaan Pembangunan Daerah Kota Bogor",
+                    "fiscal_year": 2026,
+                    "text": "Agar segera disusun Rencana Kerja (Renja) Bappeda Tahun 2026 yang selaras dengan "
+                    "Renstra 2025-2029 dan RKPD Kota Bogor; Rancangan Akhir disampaikan paling lambat "
+                    "akhir bulan ini.",
+                    "addressee_name": "Ir. Ratna Sari Dewi, M.T. (fiktif)",
+                }
+            ]
+        },
+    )
+
     opd: str = Field(min_length=1)
     fiscal_year: int = Field(ge=2000, le=2100)
     text: str = Field(min_length=1)
@@ -454,12 +471,41 @@ class IssueArahan(_Command):
 class IssueInstruksi(_Command):
     """Step 2 (sekretaris): instruct the head of the planning and reporting subdivision."""
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "Menindaklanjuti arahan Kepala Badan, mohon Kasubag Perencanaan dan Pelaporan "
+                    "mengoordinasikan penyusunan Renja 2026 dan pengumpulan data dari Sekretariat dan "
+                    "seluruh Bidang.",
+                    "addressee_name": "Agus Prasetyo, S.E., M.M. (fiktif)",
+                }
+            ]
+        },
+    )
+
     text: str = Field(min_length=1)
     addressee_name: str = ""
 
 
 class IssuePerintah(_Command):
     """Step 3 (kasubag_pp): order the staff."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "text": "Kumpulkan data program, kegiatan dan sub kegiatan beserta pagu indikatif dari "
+                    "Sekretariat dan setiap Bidang, teliti kelengkapannya, lalu susun Rancangan Awal Renja.",
+                    "addressee_name": "Dewi Lestari, S.Kom. (fiktif)",
+                }
+            ]
+        },
+    )
 
     text: str = Field(min_length=1)
     addressee_name: str = ""
@@ -542,6 +588,19 @@ class ReturnDraft(_Command):
 
 class CancelRenja(_Command):
     """Design addition: the head cancels a started cycle, with a reason (before distribution)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Siklus dimulai dengan tahun anggaran yang salah (2025); diganti siklus baru "
+                    "untuk tahun anggaran 2026."
+                }
+            ]
+        },
+    )
 
     reason: str = Field(min_length=1)
 

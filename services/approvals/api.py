@@ -28,7 +28,7 @@ from services.approvals.domain import (
 )
 from services.approvals.signing import ALGORITHM, Signer, public_key_pem, verify
 from services.approvals.store import ApprovalPublic, approval_of, list_approvals, record_approvals, signatures_matching
-from shared.app import StepPublic, run_command, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, StepPublic, run_command, runtime
 from shared.auth import ANY_ROLE, require_roles
 from shared.events import Actor, Event
 from shared.process import load_state
@@ -99,7 +99,10 @@ def _respond(request: Request) -> Any:
     status_code=201,
     response_model=ApprovalResult,
     summary="Steps 8-9 — paraf on the Rancangan Akhir (kasubag_pp at step 8, sekretaris at step 9)",
-    responses={409: {"description": "not your turn, stale version/hash, or blocking findings"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "not your turn, stale version/hash, or blocking findings"},
+    },
 )
 async def paraf(
     renja_id: UUID, body: ParafCreate, request: Request, actor: Annotated[Actor, Depends(PARAF_ROLES)]
@@ -122,7 +125,10 @@ async def paraf(
     status_code=201,
     response_model=ApprovalResult,
     summary="Step 10 — the head signs the Rancangan Akhir with the agency's Ed25519 key (kepala_badan)",
-    responses={409: {"description": "not due (parafs missing), or stale version/hash"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "not due (parafs missing), or stale version/hash"},
+    },
 )
 async def sign(
     renja_id: UUID,
@@ -161,7 +167,7 @@ async def sign(
     response_model=ApprovalResult,
     summary="Steps 8-10 — return the Rancangan Akhir to step 7 with notes (the reviewer due: kasubag_pp, "
     "sekretaris or kepala_badan)",
-    responses={409: {"description": "not your turn, or stale version/hash"}},
+    responses={**COMMAND_ERRORS, 409: {"model": ErrorBody, "description": "not your turn, or stale version/hash"}},
 )
 async def return_draft(
     renja_id: UUID, body: ReturnCreate, request: Request, actor: Annotated[Actor, Depends(REVIEWERS)]
@@ -211,6 +217,7 @@ async def public_key(signer: Annotated[Signer, Depends(signer_of)]) -> KeyPublic
     response_model=VerifyPublic,
     tags=["keys"],
     summary="Step 10 — check a (content_sha256, signature) pair against the agency's key (no authentication)",
+    responses={422: COMMAND_ERRORS[422]},
 )
 async def verify_signature(
     body: VerifyCreate, request: Request, signer: Annotated[Signer, Depends(signer_of)]

@@ -29,7 +29,7 @@ from services.audit.rebuild import rebuild_equals_live
 from services.audit.store import list_cycles, load_timeline
 from services.audit.timeline import Timeline, render_timeline_html
 from services.audit.verify import VerifyReport, verify_renja
-from shared.app import Runtime, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, Runtime, runtime
 from shared.auth import ROLES, TokenVerifier, require_roles
 from shared.events import Actor
 
@@ -436,6 +436,7 @@ AUDITOR = require_roles("auditor")
     "/rebuild/compare",
     response_model=RebuildComparePublic,
     summary="Replay the log from offset 0 into scratch tables and compare with the live projection (auditor)",
+    responses={401: COMMAND_ERRORS[401], 403: {"model": ErrorBody, "description": "only the auditor may run it"}},
 )
 async def post_rebuild_compare(request: Request, _: Annotated[Actor, Depends(AUDITOR)]) -> RebuildComparePublic:
     """Nothing is swapped: the scratch tables are dropped afterwards. Takes as long as a replay of the log."""

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from shared.app import run_command, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, require_roles
 from shared.events import Actor, DirectiveIssued, Event
 from shared.sop import AlreadyStarted, CancelRenja, IssueArahan, IssueInstruksi, IssuePerintah, RenjaState
@@ -84,7 +84,10 @@ async def record_directives(conn: asyncpg.Connection, events: Sequence[Event], _
     "/renja",
     status_code=201,
     summary="Step 1 — arahan: the head starts a Renja cycle (kepala_badan)",
-    responses={409: {"description": "a cycle for this OPD and year exists"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "a cycle for this OPD and fiscal year exists (`already_started`)"},
+    },
 )
 async def issue_arahan(body: IssueArahan, request: Request, actor: Annotated[Actor, Depends(KEPALA)]) -> JSONResponse:
     """Start the cycle for ``opd`` and ``fiscal_year`` (n+1) with the head's *arahan* to the secretary."""
@@ -96,6 +99,7 @@ async def issue_arahan(body: IssueArahan, request: Request, actor: Annotated[Act
     "/renja/{renja_id}/instruksi",
     status_code=201,
     summary="Step 2 — instruksi: the secretary instructs the Kasubag PP (sekretaris)",
+    responses=COMMAND_ERRORS,
 )
 async def issue_instruksi(
     renja_id: UUID, body: IssueInstruksi, request: Request, actor: Annotated[Actor, Depends(SEKRETARIS)]
@@ -107,6 +111,7 @@ async def issue_instruksi(
     "/renja/{renja_id}/perintah",
     status_code=201,
     summary="Step 3 — perintah: the Kasubag PP orders the staff (kasubag_pp)",
+    responses=COMMAND_ERRORS,
 )
 async def issue_perintah(
     renja_id: UUID, body: IssuePerintah, request: Request, actor: Annotated[Actor, Depends(KASUBAG)]
@@ -114,7 +119,15 @@ async def issue_perintah(
     return await run_command(request, actor, renja_id, body, effect=record_directives)
 
 
-@router.post("/renja/{renja_id}/cancel", status_code=201, summary="Cancel a started cycle with a reason (kepala_badan)")
+@router.post(
+    "/renja/{renja_id}/cancel",
+    status_code=201,
+    summary="Cancel a started cycle with a reason (kepala_badan)",
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "not started, or already cancelled or distributed"},
+    },
+)
 async def cancel(
     renja_id: UUID, body: CancelRenja, request: Request, actor: Annotated[Actor, Depends(KEPALA)]
 ) -> JSONResponse:

@@ -24,7 +24,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.documents import store
 from services.documents.draft import ChangeError, DraftDiff, DraftMeta, apply_changes, content_sha256, diff, pagu_total
@@ -40,7 +40,7 @@ from services.documents.rendering import (
 )
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DraftRecord, FileStore
-from shared.app import run_command, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import Actor, Event, FileRef, RequestedChange
 from shared.process import load_state
@@ -170,11 +170,36 @@ class IntakeErrorPublic(BaseModel):
 class AwalCreate(BaseModel):
     """Step 5 request: an optional note; the content is every unit's collected rows."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"note": "Rancangan Awal disusun dari data lima unit yang terkumpul per 10 Maret 2025."}]
+        }
+    )
+
     note: str = ""
 
 
 class AkhirCreate(BaseModel):
     """Step 7 request: corrections beyond the meeting's notulen (after a return: the reviewers' notes)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "changes": [
+                        {
+                            "kode": "5.01.01.2.01.0001",
+                            "field": "catatan",
+                            "new_value": "Pagu nol: kegiatan didanai dari DAK tahun berjalan.",
+                            "note": "menindaklanjuti pengembalian oleh Kasubag PP",
+                        }
+                    ],
+                    "note": "Rancangan Akhir versi perbaikan setelah dikembalikan pada langkah 8.",
+                },
+                {"changes": [], "note": ""},
+            ]
+        }
+    )
 
     changes: list[RequestedChange] = Field(
         default_factory=list,
@@ -466,7 +491,8 @@ async def _draft_or_404(conn: asyncpg.Connection, renja_id: UUID, version: int) 
     response_model=UnitRowsPublic,
     summary="Step 4 — a unit's program/kegiatan/sub kegiatan rows, CSV or XLSX (staf)",
     responses={
-        413: {"description": "file over the size limit"},
+        **COMMAND_ERRORS,
+        413: {"model": ErrorBody, "description": "file over the size limit"},
         422: {"model": IntakeErrorPublic, "description": "rows with errors (file, row, column); nothing stored"},
     },
 )
@@ -519,7 +545,11 @@ async def upload_rows(
     status_code=201,
     response_model=UnitFilesPublic,
     summary="Step 4 — a unit's attached files (berkas), any name, stored with SHA-256 (staf)",
-    responses={413: {"description": "a file over the size limit"}, 422: {"description": "an empty file"}},
+    responses={
+        **COMMAND_ERRORS,
+        413: {"model": ErrorBody, "description": "a file over the size limit"},
+        422: {"model": ErrorBody, "description": "an empty file, or an invalid request"},
+    },
 )
 async def upload_files(
     renja_id: UUID,
@@ -627,7 +657,11 @@ async def download_unit_file(
     "/renja/{renja_id}/collection/complete",
     status_code=201,
     summary="Step 4 — data collected and checked from every configured unit: DataCollected (staf)",
-    responses={409: {"description": "step 4 not due"}, 422: {"description": "units still missing"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "step 4 not due, or a delivery changed meanwhile"},
+        422: {"model": ErrorBody, "description": "units still missing (`invalid_command`), or an invalid request"},
+    },
 )
 async def complete_collection(
     renja_id: UUID, request: Request, actor: Annotated[Actor, Depends(SOP_ACTOR)]
@@ -664,6 +698,7 @@ async def complete_collection(
     status_code=201,
     response_model=DraftCreatedPublic,
     summary="Step 5 — Rancangan Awal from the collected rows: version, hash, findings, PDF/DOCX (staf)",
+    responses=COMMAND_ERRORS,
 )
 async def create_awal(
     renja_id: UUID, request: Request, actor: Annotated[Actor, Depends(SOP_ACTOR)], body: AwalCreate | None = None
@@ -697,7 +732,13 @@ async def _create_awal(docs: Documents, renja_id: UUID, request: Request, actor:
     status_code=201,
     response_model=DraftCreatedPublic,
     summary="Step 7 — Rancangan Akhir: the latest draft with the notulen's changes (and corrections) (staf)",
-    responses={422: {"description": "a change cannot be applied (unknown kode, field or amount)"}},
+    responses={
+        **COMMAND_ERRORS,
+        422: {
+            "model": ErrorBody,
+            "description": "a change cannot be applied (unknown kode, field or amount), or an invalid request",
+        },
+    },
 )
 async def create_akhir(
     renja_id: UUID, body: AkhirCreate, request: Request, actor: Annotated[Actor, Depends(SOP_ACTOR)]

@@ -41,7 +41,7 @@ from services.meetings.store import (
     list_meetings,
     save_records,
 )
-from shared.app import runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, runtime
 from shared.auth import ANY_ROLE, require_roles
 from shared.events import Actor, Event, RequestedChange
 from shared.process import Idempotency, execute, request_hash
@@ -182,7 +182,10 @@ async def _run(
     status_code=201,
     response_model=MeetingPublic,
     summary="Step 6 — schedule the consultation meeting on the current Rancangan Awal (staf)",
-    responses={409: {"description": "step 6 not due, or the draft version/hash is not the current one"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "step 6 not due, or the draft version/hash is not the current one"},
+    },
 )
 async def schedule_meeting(
     renja_id: UUID, body: MeetingCreate, request: Request, actor: Annotated[Actor, Depends(STAF)]
@@ -329,7 +332,10 @@ async def _put_once(
     "/renja/{renja_id}/meetings/{meeting_id}/attendance",
     response_model=MeetingPublic,
     summary="Step 6 — record (or replace) the meeting's daftar hadir; completes the meeting with the notulen (staf)",
-    responses={409: {"description": "the meeting was already held, or step 6 is not due"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "the meeting was already held, or step 6 is not due"},
+    },
 )
 async def put_attendance(
     renja_id: UUID,
@@ -349,7 +355,10 @@ async def put_attendance(
     "/renja/{renja_id}/meetings/{meeting_id}/minutes",
     response_model=MeetingPublic,
     summary="Step 6 — record (or replace) the meeting's notulen; completes the meeting with the daftar hadir (staf)",
-    responses={409: {"description": "the meeting was already held, or step 6 is not due"}},
+    responses={
+        **COMMAND_ERRORS,
+        409: {"model": ErrorBody, "description": "the meeting was already held, or step 6 is not due"},
+    },
 )
 async def put_minutes(
     renja_id: UUID,

@@ -50,6 +50,22 @@ class _Input(BaseModel):
 class MeetingCreate(_Input):
     """Schedule the step 6 meeting on one Rancangan Awal version (``draft_version`` + ``draft_sha256``)."""
 
+    # Merged with ``_Input.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "draft_version": 1,
+                    "draft_sha256": "5697974c4718a90f631db4f48645982d9bcbe00c21a47e958fe6a50610a19449",
+                    "held_at": "2025-03-12T02:00:00Z",
+                    "place": "Ruang Rapat Bappeda Kota Bogor, Lantai 2",
+                    "agenda": "Pembahasan Rancangan Awal Renja 2026 bersama Sekretariat dan seluruh Bidang: "
+                    "kesesuaian dengan Renstra dan pagu indikatif.",
+                }
+            ]
+        }
+    )
+
     draft_version: int = Field(ge=1)
     draft_sha256: Sha256Hex
     held_at: UtcDatetime = Field(description="date and time of the meeting (timezone-aware; stored in UTC)")
@@ -82,6 +98,40 @@ class AttendeeIn(_Input):
 class AttendanceIn(_Input):
     """The daftar hadir: at least one attendee present; a NIP appears at most once."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "attendees": [
+                        {
+                            "name": "Agus Prasetyo, S.E., M.M. (fiktif)",
+                            "nip": "198206202008011003",
+                            "unit": "Sekretariat",
+                            "position": "Kasubag Perencanaan dan Pelaporan",
+                            "present": True,
+                            "signed_at": "2025-03-12T02:05:00Z",
+                        },
+                        {
+                            "name": "Siti Aminah, S.Sos. (fiktif)",
+                            "nip": "198505052010012007",
+                            "unit": "Bidang Sosial Budaya dan Pemerintahan",
+                            "position": "Kepala Bidang",
+                            "present": True,
+                            "signed_at": "2025-03-12T02:07:00Z",
+                        },
+                        {
+                            "name": "Yusuf Ramadhan, S.P. (fiktif)",
+                            "nip": "198707072011011008",
+                            "unit": "Bidang Perekonomian dan Sumber Daya Alam",
+                            "position": "Kepala Bidang",
+                            "present": False,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     attendees: tuple[AttendeeIn, ...] = Field(min_length=1, max_length=500)
 
     @model_validator(mode="after")
@@ -97,6 +147,28 @@ class AttendanceIn(_Input):
 
 class NotulenIn(_Input):
     """The notulen: points discussed (≥ 1), decisions, and the changes to the draft the meeting asks for."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "points": [
+                        "Jumlah pagu kegiatan 5.01.03.2.01 tidak sama dengan jumlah pagu sub kegiatannya.",
+                        "Dua sub kegiatan masih berpagu nol.",
+                    ],
+                    "decisions": ["Pagu kegiatan 5.01.03.2.01 disesuaikan dengan jumlah sub kegiatannya."],
+                    "requested_changes": [
+                        {
+                            "kode": "5.01.03.2.01",
+                            "field": "pagu",
+                            "new_value": "1.250.000.000",
+                            "note": "mengikuti jumlah sub kegiatan",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     points: tuple[Annotated[Text, Field(min_length=1, max_length=5000)], ...] = Field(min_length=1, max_length=500)
     decisions: tuple[Annotated[Text, Field(min_length=1, max_length=5000)], ...] = Field(default=(), max_length=500)

@@ -12,12 +12,12 @@ from uuid import UUID, uuid4, uuid5
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier import signing, store
 from services.notifier.messages import archive_ref
 from services.notifier.service import distribution_effect, events_effect, token_sha256
-from shared.app import run_command, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import EVENT_TYPES, Actor, Recipient
 from shared.events.models import Sha256Hex, UtcDatetime
@@ -45,6 +45,26 @@ CLOCK_SKEW = timedelta(minutes=5)
 class DistributionCreate(BaseModel):
     """Distribute the signed Renja: name the signed version and hash (versions bind, DESIGN.md)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 3,
+                    "content_sha256": "1a2fc26dc7ea5a2a4748b7cb2b1ef193d96ab2c99f93092f69e63075b28d1278",
+                    "additional_recipients": [
+                        {
+                            "name": "Badan Pengelolaan Keuangan dan Aset Daerah Kota Bogor",
+                            "unit": "BPKAD",
+                            "email": "bpkad@bogor.example",
+                            "copies": 1,
+                        }
+                    ],
+                },
+                {"version": 3, "content_sha256": "1a2fc26dc7ea5a2a4748b7cb2b1ef193d96ab2c99f93092f69e63075b28d1278"},
+            ]
+        }
+    )
+
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
     additional_recipients: list[Recipient] = Field(
@@ -63,6 +83,18 @@ class DistributionCreated(BaseModel):
 class ReceiptCreate(BaseModel):
     """A recipient's acknowledgement, recorded by the staff on the recipient's behalf."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "recipient": "Inspektorat Kota Bogor",
+                    "received_by": "Rina Marlina, S.H. (fiktif)",
+                    "received_at": "2025-04-02T03:15:00Z",
+                }
+            ]
+        }
+    )
+
     recipient: str = Field(min_length=1, description="the recipient's name as in the distribution")
     received_by: str = Field(default="", description="the person who signed for it")
     received_at: UtcDatetime = Field(description="when it was received (with zone; stored UTC)")
@@ -70,6 +102,15 @@ class ReceiptCreate(BaseModel):
 
 class ReceiptConfirm(BaseModel):
     """A recipient's own acknowledgement through the link in their distribution mail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"received_by": "Hadi Santoso, S.T. (fiktif)", "received_at": "2025-04-02T04:30:00Z"},
+                {"received_by": "Hadi Santoso, S.T. (fiktif)"},
+            ]
+        }
+    )
 
     received_by: str = Field(min_length=1, description="your name")
     received_at: UtcDatetime | None = Field(default=None, description="UTC; default: now")
@@ -134,7 +175,7 @@ async def _known_state(request: Request, renja_id: UUID) -> RenjaState:
     response_model=DistributionCreated,
     tags=["step 11"],
     summary="Step 11 — copy, archive and distribute the signed Renja (staf)",
-    responses={403: {"description": "not the step's role"}, 409: {"description": "not signed / stale hash"}},
+    responses={**COMMAND_ERRORS, 409: {"model": ErrorBody, "description": "not signed / stale hash"}},
 )
 async def distribute(
     renja_id: UUID, body: DistributionCreate, request: Request, actor: Annotated[Actor, Depends(PELAKSANA)]
@@ -182,7 +223,7 @@ async def distribute(
     status_code=201,
     tags=["step 11"],
     summary="Step 11 — record a recipient's receipt, once per recipient (staf)",
-    responses={409: {"description": "already recorded, or not distributed"}},
+    responses={**COMMAND_ERRORS, 409: {"model": ErrorBody, "description": "already recorded, or not distributed"}},
 )
 async def record_receipt(
     renja_id: UUID, body: ReceiptCreate, request: Request, actor: Annotated[Actor, Depends(PELAKSANA)]
@@ -258,6 +299,11 @@ async def get_receipt_link(token: str, request: Request) -> ReceiptTokenPublic:
     status_code=201,
     tags=["step 11"],
     summary="Step 11 — a recipient acknowledges receipt through their link (the token is the credential)",
+    responses={
+        404: {"model": ErrorBody, "description": "the receipt link is not valid"},
+        409: {"model": ErrorBody, "description": "already recorded (`already_recorded`)"},
+        422: COMMAND_ERRORS[422],
+    },
 )
 async def confirm_receipt(token: str, body: ReceiptConfirm, request: Request) -> JSONResponse:
     """The recipient acts without an agency account: the event's actor is ``system`` on their behalf,
@@ -286,6 +332,21 @@ async def confirm_receipt(token: str, body: ReceiptConfirm, request: Request) ->
 
 
 class WebhookCreate(BaseModel):
+    """Subscribe a URL to Renja events; deliveries are signed with Standard Webhooks headers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://sipd.bogor.example/hooks/renja",
+                    "event_types": ["renja.Signed.v1", "renja.Distributed.v1"],
+                    "description": "Sinkronisasi Renja yang ditandatangani ke aplikasi perencanaan daerah",
+                },
+                {"url": "https://dashboard.bappeda.bogor.example/renja-events", "event_types": ["*"]},
+            ]
+        }
+    )
+
     url: str = Field(min_length=8, max_length=2000, description="http(s) URL receiving POSTs")
     event_types: list[str] = Field(
         min_length=1, description="CloudEvents types such as renja.Signed.v1, or '*' for all"
@@ -339,6 +400,11 @@ def _check_webhook(body: WebhookCreate, production: bool) -> None:
     response_model=WebhookCreated,
     tags=["webhooks"],
     summary="Subscribe a URL to Renja events; returns the signing secret once (kepala_badan, sekretaris)",
+    responses={
+        401: COMMAND_ERRORS[401],
+        403: {"model": ErrorBody, "description": "only kepala_badan and sekretaris manage webhooks"},
+        422: {"model": ErrorBody, "description": "not an http(s) URL, or an unknown event type"},
+    },
 )
 async def create_webhook(
     body: WebhookCreate, request: Request, actor: Annotated[Actor, Depends(WEBHOOK_ADMIN)]
