@@ -8,7 +8,7 @@ must not touch Postgres or Kafka (the lifespan does that), so ``app.openapi()`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from services.approvals.api import router as approvals_router
 from services.approvals.main import create_app as approvals_app
 from services.approvals.settings import ApprovalsSettings
-from services.approvals.signing import LocalKeySigner
+from services.approvals.signing import LocalKeySigner, Signer
 from services.audit.api import router as audit_router
 from services.audit.main import create_app as audit_app
 from services.audit.settings import AuditSettings
@@ -43,7 +43,7 @@ WRITE_METHODS = ("post", "put", "patch")
 
 def _approvals() -> FastAPI:
     # An in-memory key: the default signer would generate a key file under .run/ (I/O at build time).
-    signer = LocalKeySigner.from_key(Ed25519PrivateKey.generate())
+    signer = cast(Signer, LocalKeySigner.from_key(Ed25519PrivateKey.generate()))  # frozen: key_id read-only
     return approvals_app(ApprovalsSettings(environment="test"), signer=signer)
 
 

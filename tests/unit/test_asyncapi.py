@@ -1,0 +1,117 @@
+"""docs/asyncapi.yaml is exactly what the registry generates, names every event type, and describes the
+records we really produce: the headers of ``to_kafka`` and ``dlq_headers`` validate against it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import jsonschema
+import pytest
+import yaml
+from aiokafka import ConsumerRecord
+
+from deploy.local.settings import StackSettings
+from shared import cloudevents, inbox
+from shared.cloudevents import DecodeError, from_kafka, header_map, to_kafka
+from shared.events import EVENT_TYPES
+from shared.events.asyncapi import ASYNCAPI_FILE, DLQ_REASONS, rendered
+from shared.inbox import dlq_headers
+from tests.factories import directive
+
+pytestmark = pytest.mark.unit
+
+RENJA = UUID("6f1c2b1e-0000-4000-8000-000000000001")
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(ASYNCAPI_FILE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _message(doc: dict[str, Any], event_type: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [m for m in doc["components"]["messages"].values() if m["name"] == event_type]
+    assert len(found) == 1, event_type
+    return found[0]
+
+
+def test_checked_in_document_matches_the_registry() -> None:
+    assert ASYNCAPI_FILE.read_text(encoding="utf-8") == rendered(), (
+        "stale; run: uv run python -m shared.events.asyncapi"
+    )
+
+
+def test_one_message_per_event_type_with_its_schema_file(doc: dict[str, Any]) -> None:
+    channel = doc["channels"]["renjaEvents"]
+    assert channel["address"] == "renja.events"
+    received = {m["$ref"].rsplit("/", 1)[1] for m in doc["operations"]["receiveRenjaEvents"]["messages"]}
+    assert received == set(channel["messages"])
+    for event_type in EVENT_TYPES:
+        message = _message(doc, event_type)
+        assert message["headers"]["properties"]["ce_type"]["const"] == event_type
+        schema_path = (ASYNCAPI_FILE.parent / message["payload"]["$ref"]).resolve()
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        assert schema["x-cloudevents-type"] == event_type
+        assert message["bindings"]["kafka"]["key"] == {
+            "type": "string",
+            "format": "uuid",
+            "description": "The Renja id: one Renja, one partition.",
+        }
+
+
+def test_sop_steps_per_message_cover_the_eleven_steps_once(doc: dict[str, Any]) -> None:
+    steps = [s["step"] for m in doc["components"]["messages"].values() for s in m.get("x-sop-steps", [])]
+    assert sorted(steps) == list(range(1, 12))
+    assert [s["step"] for s in _message(doc, "renja.Initialed.v1")["x-sop-steps"]] == [8, 9]
+    assert _message(doc, "renja.RenjaCancelled.v1")["x-sop-steps"] == []
+
+
+def test_headers_we_produce_validate_and_another_type_does_not(doc: dict[str, Any]) -> None:
+    event = directive(RENJA)
+    record = to_kafka(event, traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    headers = header_map(record.headers)
+    message = _message(doc, event.event_type)
+    jsonschema.validate(headers, message["headers"])
+    jsonschema.validate(record.key.decode(), message["bindings"]["kafka"]["key"])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(headers, _message(doc, "renja.Signed.v1")["headers"])
+    without_subject = {k: v for k, v in headers.items() if k != "ce_subject"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(without_subject, message["headers"])
+
+
+def test_dead_letter_headers_we_produce_validate(doc: dict[str, Any]) -> None:
+    record = to_kafka(directive(RENJA))
+    rec: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        topic="renja.events", partition=3, offset=42, timestamp=0, timestamp_type=0,
+        key=record.key, value=b"not json", checksum=None, serialized_key_size=36,
+        serialized_value_size=8, headers=record.headers,
+    )  # fmt: skip
+    with pytest.raises(DecodeError) as refused:
+        from_kafka(rec.key, rec.value, rec.headers)
+    headers = header_map(dlq_headers(rec, "notifier", refused.value.reason, refused.value.detail))
+    schema = doc["components"]["messages"]["DeadLetter"]["headers"]
+    jsonschema.validate(headers, schema)
+    assert headers["dlq_reason"] == "not_json"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**headers, "dlq_reason": "gremlins"}, schema)
+
+
+def test_every_dead_letter_reason_is_one_the_code_can_give() -> None:
+    code = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in (cloudevents, inbox))
+    assert [r for r in DLQ_REASONS if f'"{r}"' not in code] == []
+
+
+def test_topic_layout_is_the_local_stacks(doc: dict[str, Any]) -> None:
+    stack = StackSettings.model_construct()  # the defaults, whatever RENJA_* this shell has set
+    events = doc["channels"]["renjaEvents"]["bindings"]["kafka"]
+    assert (events["partitions"], events["replicas"]) == (stack.event_topic_partitions, stack.replication_factor)
+    assert events["topicConfiguration"]["retention.ms"] == -1
+    assert events["topicConfiguration"]["cleanup.policy"] == ["delete"]
+    assert doc["servers"]["local"]["host"] == f"{stack.kafka_host}:{stack.kafka_port}"
+    dlq = doc["channels"]["renjaEventsDlq"]
+    assert dlq["address"] == stack.dlq_topic_prefix + "{group}"
+    assert sorted(dlq["parameters"]["group"]["enum"]) == sorted(stack.consumer_groups)
