@@ -17,8 +17,9 @@ from deploy.local.settings import StackSettings
 from shared import cloudevents, inbox
 from shared.cloudevents import DecodeError, from_kafka, header_map, to_kafka
 from shared.events import EVENT_TYPES
-from shared.events.asyncapi import ASYNCAPI_FILE, DLQ_REASONS, rendered
+from shared.events.asyncapi import ASYNCAPI_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
 from shared.inbox import dlq_headers
+from shared.sop import load_sop
 from tests.factories import directive
 
 pytestmark = pytest.mark.unit
@@ -115,3 +116,15 @@ def test_topic_layout_is_the_local_stacks(doc: dict[str, Any]) -> None:
     dlq = doc["channels"]["renjaEventsDlq"]
     assert dlq["address"] == stack.dlq_topic_prefix + "{group}"
     assert sorted(dlq["parameters"]["group"]["enum"]) == sorted(stack.consumer_groups)
+
+
+def test_subscriber_guide_names_every_type_and_each_steps_completing_event() -> None:
+    guide = (ASYNCAPI_FILE.parent / "events.md").read_text(encoding="utf-8")
+    assert [t for t in EVENT_TYPES if f"`{t}`" not in guide] == []
+    sop = load_sop(SHIPPED_SOP_FILE)
+    rows = {int(line.split("|")[1]): line for line in guide.splitlines() if line[:5].strip("| ").isdigit()}
+    for step in sop.steps:
+        line = rows[step.number]
+        assert f"`{step.completed_by.event_type}`" in line and step.role in line, line
+        for value in step.completed_by.match.values():
+            assert f"= `{value}`" in line or f"= {value}" in line, line
