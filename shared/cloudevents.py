@@ -31,6 +31,7 @@ SOURCE_PREFIX = "/renja/"
 TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 Headers = list[tuple[str, bytes]]
+_BYTES = (bytes, bytearray)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +106,12 @@ def to_kafka(event: Event, traceparent: str | None = None) -> KafkaRecord:
 def header_map(headers: Any) -> dict[str, str]:
     """Kafka headers (a sequence of ``(str, bytes)``) as a dict of text; undecodable values raise."""
     out: dict[str, str] = {}
-    for name, value in headers or ():
-        try:
-            out[name] = value.decode() if isinstance(value, bytes | bytearray) else str(value)
-        except UnicodeDecodeError as exc:
-            raise DecodeError("bad_header", f"header {name!r} is not UTF-8") from exc
+    name = ""
+    try:  # one try around the loop, and a prebuilt type tuple: this runs for every record consumed
+        for name, value in headers or ():
+            out[name] = value.decode() if isinstance(value, _BYTES) else str(value)
+    except UnicodeDecodeError as exc:
+        raise DecodeError("bad_header", f"header {name!r} is not UTF-8") from exc
     return out
 
 

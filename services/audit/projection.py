@@ -159,6 +159,51 @@ class BatchResult:
     offsets: dict[int, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class DecodedBatch:
+    """One batch of records after decoding, before any database work.
+
+    ``events``: the records that are our CloudEvents, with their event, in record order; ``rejects``:
+    ``(partition, offset, reason, detail)`` of the others; ``offsets``: the next offset per partition;
+    ``size``: how many records the batch had.
+    """
+
+    events: list[tuple[Record, Event]]
+    rejects: list[tuple[int, int, str, str]]
+    offsets: dict[int, int]
+    size: int
+
+
+def _decode_into(batch: DecodedBatch, records: Sequence[Record]) -> None:
+    offsets = batch.offsets
+    for rec in records:
+        offsets[rec.partition] = max(offsets.get(rec.partition, 0), rec.offset + 1)
+        try:
+            batch.events.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
+        except DecodeError as exc:
+            batch.rejects.append((rec.partition, rec.offset, exc.reason, exc.detail[:2000]))
+
+
+def decode_batch(records: Sequence[Record]) -> DecodedBatch:
+    """Decode ``records`` (``shared.cloudevents.from_kafka``); pure CPU, never raises for a bad record."""
+    batch = DecodedBatch([], [], {}, len(records))
+    _decode_into(batch, records)
+    return batch
+
+
+async def decode_batch_yielding(records: Sequence[Record], chunk: int = 256) -> DecodedBatch:
+    """:func:`decode_batch`, handing the event loop back every ``chunk`` records.
+
+    Used while the previous batch is being written: between chunks the loop keeps feeding its COPY to
+    Postgres, so the server works on batch *n* while Python decodes batch *n + 1*.
+    """
+    batch = DecodedBatch([], [], {}, len(records))
+    for start in range(0, len(records), chunk):
+        _decode_into(batch, records[start : start + chunk])
+        await asyncio.sleep(0)
+    return batch
+
+
 class Projector:
     """Folds batches of Kafka records into one :class:`TableSet`, inside the caller's transaction.
 
@@ -204,20 +249,21 @@ class Projector:
         Must run inside a transaction: rows, cycles and offsets commit together or not at all.
         Never raises for a bad record (it is stored in the rejects table); raises asyncpg errors.
         """
-        result = BatchResult()
-        if not records:
+        return await self.apply_decoded(conn, decode_batch(records))
+
+    async def apply_decoded(self, conn: asyncpg.Connection, batch: DecodedBatch) -> BatchResult:
+        """:meth:`apply` for a batch already decoded by :func:`decode_batch` (same contract).
+
+        The split lets a rebuild decode the next batch while this one is written (see ``rebuild``).
+        """
+        result = BatchResult(offsets=dict(batch.offsets))
+        if not batch.size:
             return result
         if not self.keep_cache or len(self._cycles) > self.cache_max:
             self._cycles.clear()
         t = self.tables
-        decoded: list[tuple[Record, Event]] = []
-        rejects: list[tuple[int, int, str, str]] = []
-        for rec in records:
-            result.offsets[rec.partition] = max(result.offsets.get(rec.partition, 0), rec.offset + 1)
-            try:
-                decoded.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
-            except DecodeError as exc:
-                rejects.append((rec.partition, rec.offset, exc.reason, exc.detail[:2000]))
+        decoded = batch.events
+        rejects = batch.rejects
         known = {
             r[0]
             for r in await conn.fetch(

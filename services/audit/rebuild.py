@@ -16,6 +16,7 @@ Procedure (``rebuild``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,9 +28,12 @@ from services.audit.projection import (
     BASE_TABLES,
     LIVE,
     REBUILD,
+    BatchResult,
+    DecodedBatch,
     Projector,
     TableSet,
     close_reader,
+    decode_batch_yielding,
     open_reader,
     read_range,
     seek_to,
@@ -97,17 +101,61 @@ async def _fold_range(
     *,
     own_transactions: bool,
 ) -> tuple[int, int]:
+    if own_transactions:
+        return await _fold_range_pipelined(pool_or_conn, consumer, tps, end, projector, batch_max, progress)
     records = events = 0
     async for batch in read_range(consumer, tps, end, batch_max):
-        if own_transactions:
-            async with pool_or_conn.transaction():
-                result = await projector.apply(pool_or_conn, batch)
-        else:
-            result = await projector.apply(pool_or_conn, batch)
+        result = await projector.apply(pool_or_conn, batch)
         records += len(batch)
         events += result.applied
         if progress is not None:
             progress(len(batch))
+    return records, events
+
+
+async def _apply_in_transaction(conn: asyncpg.Connection, projector: Projector, batch: DecodedBatch) -> BatchResult:
+    async with conn.transaction():
+        return await projector.apply_decoded(conn, batch)
+
+
+async def _fold_range_pipelined(
+    conn: asyncpg.Connection,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    end: dict[TopicPartition, int],
+    projector: Projector,
+    batch_max: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int]:
+    """One transaction per batch, as before, but batch *n + 1* is decoded while batch *n* is written.
+
+    Only decoding overlaps (it needs no database); batch *n + 1* is folded only after batch *n* committed,
+    so the duplicate check and the chain heads see exactly what a one-by-one fold would see.
+    """
+    records = events = 0
+    writing: asyncio.Task[BatchResult] | None = None
+    written = 0
+    try:
+        async for batch in read_range(consumer, tps, end, batch_max):
+            decoded = await decode_batch_yielding(batch)
+            if writing is not None:
+                events += (await writing).applied
+                records += written
+                if progress is not None:
+                    progress(written)
+            writing = asyncio.create_task(_apply_in_transaction(conn, projector, decoded))
+            written = len(batch)
+        if writing is not None:
+            events += (await writing).applied
+            records += written
+            if progress is not None:
+                progress(written)
+            writing = None
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
     return records, events
 
 
