@@ -456,6 +456,12 @@ async def list_webhooks(request: Request, _: Annotated[Actor, Depends(WEBHOOK_RE
     status_code=204,
     tags=["webhooks"],
     summary="Unsubscribe; pending deliveries are dropped, history kept (kepala_badan, sekretaris)",
+    responses={
+        401: COMMAND_ERRORS[401],
+        403: {"model": ErrorBody, "description": "only kepala_badan and sekretaris manage webhooks"},
+        404: {"model": ErrorBody, "description": "no active webhook with this id"},
+        422: COMMAND_ERRORS[422],
+    },
 )
 async def delete_webhook(webhook_id: UUID, request: Request, _: Annotated[Actor, Depends(WEBHOOK_ADMIN)]) -> Response:
     async with runtime(request).require_pool().acquire() as conn, conn.transaction():

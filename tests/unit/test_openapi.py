@@ -38,7 +38,7 @@ from services.notifier.settings import NotifierSettings
 
 pytestmark = pytest.mark.unit
 
-WRITE_METHODS = ("post", "put", "patch")
+WRITE_METHODS = ("post", "put", "patch", "delete")
 
 
 def _approvals() -> FastAPI:
