@@ -9,8 +9,8 @@
      the same key/value/headers to scratch topic A (``send`` for all, then ``gather``);
    - ``OutboxRelay.run`` (leadership, producer start, batches of ``--relay-batch``, marking after the
      acks) publishing to scratch topic B, timed until every row is marked published;
-   - ``OutboxRelay.publish_pending`` driven batch after batch on a started producer (the relay's steady
-     state, without its start-up) to scratch topic C;
+   - ``OutboxRelay.publish_until_short`` (the loop ``run`` uses) on a started producer: the relay's steady
+     state without its start-up, to scratch topic C;
 3. prints events/s for each and the ratios: relay / bare producer (target >= 0.7, issue 2) and
    append / raw insert (no target; it shows what the store's guarantees cost).
 
@@ -148,21 +148,21 @@ async def relay_run(dsn: str, bootstrap: str, topic: str, service: str, batch: i
 
 
 async def relay_steady(dsn: str, bootstrap: str, topic: str, service: str, batch: int) -> Rate:
-    """``OutboxRelay.publish_pending`` in a loop on a started producer: the relay's steady state."""
+    """``OutboxRelay.publish_until_short`` on a started producer: the relay's steady state."""
     relay = OutboxRelay(dsn=dsn, service=service, bootstrap=bootstrap, topic=topic, batch_max=batch)
     conn = await asyncpg.connect(dsn)
     producer = await start_producer(bootstrap, client_id="bench-relay-steady")
     try:
         n = 0
         with Stopwatch() as sw:
-            while sent := await relay.publish_pending(conn, producer):
+            while sent := await relay.publish_until_short(conn, producer):
                 n += sent
         if await pending_count(conn):
             raise RuntimeError("rows left unpublished after the steady-state relay")
     finally:
         await producer.stop()
         await conn.close()
-    return Rate(f"OutboxRelay.publish_pending (batch {batch})", n, sw.seconds)
+    return Rate(f"OutboxRelay.publish_until_short (batch {batch})", n, sw.seconds)
 
 
 async def main(events: int, batch: int, relay_batch: int, partitions: int) -> None:

@@ -93,9 +93,7 @@ class OutboxRelay:
             await conn.add_listener(notify_channel(self.service), self._on_notify)
             producer = await start_producer(self.bootstrap, client_id=f"{self.service}-relay")
             while True:
-                sent = await self.publish_pending(conn, producer)
-                if sent >= self.batch_max:
-                    continue  # more may be waiting: no sleep between full batches
+                await self.publish_until_short(conn, producer)
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
@@ -110,15 +108,63 @@ class OutboxRelay:
 
     async def publish_pending(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Send one batch of unpublished events and mark it; returns how many were published."""
-        rows = await conn.fetch(
-            "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-            " headers->>'traceparent' AS traceparent"
-            " FROM events WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-            self.batch_max,
-        )
+        rows = await self._fetch(conn, [])
         if not rows:
             return 0
+        seqs = await self._send(producer, rows)
+        await self._mark(conn, seqs)
+        return len(rows)
+
+    async def publish_until_short(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Publish batch after batch until one comes back short of ``batch_max``; returns how many.
+
+        Same guarantees as :meth:`publish_pending` one batch at a time (each batch is marked only after all
+        of its records were acknowledged, and batches are sent in ``seq`` order), but batch *n* is marked
+        while batch *n + 1* is being sent: the UPDATE (server work) overlaps the sends and the broker's
+        acks. Batch *n + 1* is selected before batch *n* is marked, so batch *n*'s rows are left out of that
+        one query by their ``seq`` values (an exclusion list, not a cursor: a late commit with a lower
+        ``seq`` is still found).
+        """
+        total = 0
+        marking: asyncio.Task[None] | None = None
+        try:
+            rows = await self._fetch(conn, [])
+            while rows:
+                seqs = await self._send(producer, rows)
+                if marking is not None:
+                    await marking  # the previous batch: acknowledged before this one was even selected
+                    marking = None
+                total += len(rows)
+                next_rows = await self._fetch(conn, seqs) if len(rows) >= self.batch_max else []
+                marking = asyncio.create_task(self._mark(conn, seqs))
+                rows = next_rows
+            if marking is not None:
+                await marking
+                marking = None
+        finally:
+            if marking is not None:
+                # the batch in flight was acknowledged: let its mark finish; if it fails, its rows are sent
+                # again later (at least once; consumers de-duplicate by event id)
+                with contextlib.suppress(Exception):
+                    await marking
+        return total
+
+    async def _fetch(self, conn: asyncpg.Connection, in_flight: list[int]) -> list[asyncpg.Record]:
+        """The next ``batch_max`` unpublished rows in ``seq`` order, leaving out the ``in_flight`` seqs."""
+        return list(
+            await conn.fetch(
+                "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
+                " headers->>'traceparent' AS traceparent"
+                " FROM events WHERE published_at IS NULL AND seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $1",
+                self.batch_max,
+                in_flight,
+            )
+        )
+
+    async def _send(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> list[int]:
+        """Send ``rows`` and wait until the broker acknowledged every one (acks=all); then ``after_ack``."""
         futures = []
+        topic = self.topic
         for r in rows:
             headers = build_headers(
                 event_id=r["event_id"],
@@ -129,18 +175,18 @@ class OutboxRelay:
                 traceparent=r["traceparent"],
             )
             futures.append(
-                await producer.send(
-                    self.topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
-                )
+                await producer.send(topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers)
             )
         await asyncio.gather(*futures)  # every record acknowledged by the broker (acks=all)
         seqs = [r["seq"] for r in rows]
         if self.after_ack is not None:
             await self.after_ack(seqs)
+        return seqs
+
+    async def _mark(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
         await conn.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
-        self.published_total += len(rows)
-        log.debug("outbox_published", count=len(rows), first_seq=seqs[0], last_seq=seqs[-1])
-        return len(rows)
+        self.published_total += len(seqs)
+        log.debug("outbox_published", count=len(seqs), first_seq=seqs[0], last_seq=seqs[-1])
 
 
 async def pending_count(conn: asyncpg.Connection) -> int:
