@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.auth import ANY_ROLE, TokenVerifier
 from shared.db import create_pool, migrate
 from shared.events import Actor, Event
-from shared.eventstore import ConcurrencyConflict
+from shared.eventstore import ConcurrencyConflict, EventTooLarge
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay, pending_count
@@ -45,7 +45,17 @@ from shared.process import (
     request_hash,
 )
 from shared.settings import ServiceSettings
-from shared.sop import Command, CommandContext, DomainError, RenjaState, SopDefinition, decide, load_sop, next_step
+from shared.sop import (
+    Command,
+    CommandContext,
+    DomainError,
+    IssueArahan,
+    RenjaState,
+    SopDefinition,
+    decide,
+    load_sop,
+    next_step,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +149,20 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: ConcurrencyConflict) -> JSONResponse:
         return _error(409, "concurrent_change", "Someone else changed this Renja at the same moment; reload and retry.")
 
+    @app.exception_handler(EventTooLarge)
+    async def _too_large(_: Request, exc: EventTooLarge) -> JSONResponse:
+        return _error(413, "too_large", f"{exc}: shorten the texts or lists in the request.")
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_value(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # e.g. a NUL character (PostgreSQL text cannot hold it) or a number beyond 64 bits
+        return _error(
+            422,
+            "invalid_value",
+            "A value cannot be stored: remove NUL/control characters and keep numbers within range "
+            f"({type(exc).__name__}: {str(exc)[:200]}).",
+        )
+
     @app.exception_handler(IdempotencyMismatch)
     async def _idem(_: Request, exc: IdempotencyMismatch) -> JSONResponse:
         return _error(422, "idempotency_key_reused", str(exc))
@@ -195,7 +219,7 @@ class StatePublic(BaseModel):
     next_step: StepPublic | None
 
 
-def common_router() -> APIRouter:
+def common_router(*, state_route: bool = True) -> APIRouter:
     """``/healthz``, ``/readyz`` and ``GET /renja/{renja_id}/state`` (any authenticated role)."""
     router = APIRouter()
 
@@ -224,12 +248,6 @@ def common_router() -> APIRouter:
         ok = all(v for k, v in checks.items() if k in ("postgres", "consumer", "relay_task"))
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, "checks": checks})
 
-    @router.get(
-        "/renja/{renja_id}/state",
-        response_model=StatePublic,
-        tags=["renja"],
-        summary="This service's view of a Renja: SOP state and the step now due (any role)",
-    )
     async def get_state(renja_id: UUID, request: Request, _: Annotated[Actor, Depends(ANY_ROLE)]) -> StatePublic:
         rt = runtime(request)
         async with rt.require_pool().acquire() as conn:
@@ -248,6 +266,15 @@ def common_router() -> APIRouter:
             ),
         )
 
+    if state_route:  # the audit keeps no per-Renja SOP state of this kind, so it has no such route
+        router.add_api_route(
+            "/renja/{renja_id}/state",
+            get_state,
+            methods=["GET"],
+            response_model=StatePublic,
+            tags=["renja"],
+            summary="This service's view of a Renja: SOP state and the step now due (any role)",
+        )
     return router
 
 
@@ -284,6 +311,12 @@ async def run_command(
         )
 
     def decision(state: RenjaState) -> list[Event]:
+        if state.renja_id is None and not isinstance(command, IssueArahan):
+            raise HTTPException(
+                404,
+                f"Renja {renja_id} is not known to the {rt.settings.service} service (yet): check the id, "
+                "or wait a moment if it was just started.",
+            )
         if precheck is not None:
             precheck(state)
         ctx = CommandContext(
@@ -329,6 +362,7 @@ def build_service_app(
     reactions: dict[str, Reaction] | None = None,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     consume: bool = True,
+    state_route: bool = True,
 ) -> FastAPI:
     """Assemble a service: settings → SOP → token verifier → lifespan (pool, migrations, relay, consumer).
 
@@ -390,7 +424,7 @@ def build_service_app(
     app.state.runtime = rt
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
-    app.include_router(common_router())
+    app.include_router(common_router(state_route=state_route))
     for router in routers:
         app.include_router(router)
     return app

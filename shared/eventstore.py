@@ -36,6 +36,15 @@ class DuplicateEvent(Exception):
     """An event with this id is already stored."""
 
 
+MAX_EVENT_BYTES = 256 * 1024
+"""Largest event data accepted (bytes of JSON). Kafka's default record limit is 1 MiB; an event the
+broker would refuse must never enter the outbox, where it would wait forever (HTTP 413 instead)."""
+
+
+class EventTooLarge(ValueError):
+    """An event's JSON data exceeds ``MAX_EVENT_BYTES``; nothing was stored."""
+
+
 def notify_channel(service: str) -> str:
     return f"outbox_{service}"
 
@@ -60,12 +69,19 @@ async def append(
 ) -> int:
     """Append ``events`` to ``stream_id`` at versions ``expected_version+1 …`` inside the caller's transaction.
 
-    Returns the new stream version. Raises ``ConcurrencyConflict`` or ``DuplicateEvent``; the caller's
+    Returns the new stream version. Raises ``EventTooLarge`` (before writing anything),
+    ``ConcurrencyConflict`` or ``DuplicateEvent``; the caller's
     transaction is then unusable and must be rolled back (use ``async with conn.transaction()``).
     """
     if not events:
         return expected_version
     headers = json.dumps({"traceparent": traceparent} if traceparent else {})
+    encoded = [encode_data(e) for e in events]
+    for event, data in zip(events, encoded, strict=True):
+        if len(data) > MAX_EVENT_BYTES:
+            raise EventTooLarge(
+                f"{event.event_type} would be {len(data):,} bytes; at most {MAX_EVENT_BYTES:,} fit in the event log"
+            )
     rows = [
         (
             e.event_id,
@@ -74,10 +90,10 @@ async def append(
             e.event_type,
             e.source,
             e.occurred_at,
-            encode_data(e).decode(),
+            data.decode(),
             headers,
         )
-        for i, e in enumerate(events)
+        for i, (e, data) in enumerate(zip(events, encoded, strict=True))
     ]
     try:
         await conn.executemany(

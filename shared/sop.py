@@ -438,6 +438,11 @@ class InvalidCommand(DomainError):
 # ======================================================================================================
 
 
+MAX_TEXT = 10_000
+"""Characters allowed in one free-text field of a command (an arahan, a note, a reason): far above any
+real directive, far below what would make an event too large for the log (``shared.eventstore``)."""
+
+
 class _Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -462,10 +467,10 @@ class IssueArahan(_Command):
         },
     )
 
-    opd: str = Field(min_length=1)
+    opd: str = Field(min_length=1, max_length=300)
     fiscal_year: int = Field(ge=2000, le=2100)
-    text: str = Field(min_length=1)
-    addressee_name: str = ""
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    addressee_name: str = Field(default="", max_length=200)
 
 
 class IssueInstruksi(_Command):
@@ -486,8 +491,8 @@ class IssueInstruksi(_Command):
         },
     )
 
-    text: str = Field(min_length=1)
-    addressee_name: str = ""
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    addressee_name: str = Field(default="", max_length=200)
 
 
 class IssuePerintah(_Command):
@@ -507,8 +512,8 @@ class IssuePerintah(_Command):
         },
     )
 
-    text: str = Field(min_length=1)
-    addressee_name: str = ""
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    addressee_name: str = Field(default="", max_length=200)
 
 
 class CompleteDataCollection(_Command):
@@ -583,7 +588,7 @@ class ReturnDraft(_Command):
     at_step: Literal[8, 9, 10]
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
-    notes: str = Field(min_length=1)
+    notes: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class CancelRenja(_Command):
@@ -602,7 +607,7 @@ class CancelRenja(_Command):
         },
     )
 
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class Distribute(_Command):
@@ -761,6 +766,11 @@ def evolve(state: RenjaState, event: Event) -> RenjaState:
     ``evolve`` never refuses one; unknown kinds only count as applied. Duplicates must be dropped by the
     caller's inbox (by ``event_id``) before folding; applying the same receipt twice is harmless anyway.
     """
+    if state.status == "cancelled":
+        # Cancellation is absorbing, whatever the order the services saw a race in: a command another
+        # service accepted before it had consumed the RenjaCancelled (a paraf, a signature, even a
+        # distribution) is kept in the log but changes nothing, so every service's fold converges.
+        return state.model_copy(update={"last_event_id": event.event_id, "events_applied": state.events_applied + 1})
     upd: dict[str, Any] = {}
     add: set[int] = set()
     drop: set[int] = set()
@@ -833,6 +843,7 @@ def evolve(state: RenjaState, event: Event) -> RenjaState:
             last_return_notes=event.notes,
         )
     elif isinstance(event, RenjaCancelled):
+        # Also after a Distributed this service saw first (a cancel/distribute race): cancellation wins.
         status = "cancelled"
         upd["cancel_reason"] = event.reason
     elif isinstance(event, Distributed):

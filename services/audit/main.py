@@ -49,4 +49,5 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         migrations=Path(__file__).parent / "migrations",
         on_startup=start_projection,
         consume=False,
+        state_route=False,
     )

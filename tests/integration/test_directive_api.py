@@ -68,7 +68,7 @@ async def test_bad_input_gets_a_clear_4xx(topic: str) -> None:
         r = await client.post("/renja", json=ARAHAN, headers=auth(s, "auditor"))
         assert r.status_code == 403
         r = await client.post(f"/renja/{uuid4()}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
-        assert r.status_code == 409  # nothing started: step 1 is due
+        assert r.status_code == 404  # nothing started: this Renja is unknown
 
 
 async def test_fifty_concurrent_identical_requests_make_one_event(topic: str) -> None:
@@ -95,3 +95,17 @@ async def test_head_cancels_and_nothing_follows(topic: str) -> None:
         assert r.status_code == 201, r.text
         r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
         assert r.status_code == 409 and r.json()["error"] == "renja_closed"
+
+
+async def test_oversized_or_unstorable_text_is_a_4xx_and_nothing_is_stored(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        r = await client.post("/renja", json={**ARAHAN, "text": "x" * 1_200_000}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 422 and "text" in r.json()["message"]
+        r = await client.post("/renja", json={**ARAHAN, "opd": "Bappeda\u0000Bogor"}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 422 and r.json()["error"] == "invalid_value"
+        r = await client.post(f"/renja/{uuid4()}/instruksi", json={"text": "x"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 404  # an unknown Renja is not "out of order"
+        ok = await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))
+        assert ok.status_code == 201  # the service goes on; only the good request became an event
+        records = await read_all(s.kafka_bootstrap, topic, expect=1, timeout=5)
+        assert len(records) == 1
