@@ -43,9 +43,16 @@ ALGORITHM = "Ed25519"
 
 
 class Signer(Protocol):
-    """A signing facility for step 10. ``sign`` returns the raw 64-byte Ed25519 signature of ``data``."""
+    """A signing facility for step 10. ``sign`` returns the raw 64-byte Ed25519 signature of ``data``.
 
-    key_id: str
+    ``key_id`` is read-only: a signer's key never changes under it (``LocalKeySigner`` is frozen), and a
+    read-only protocol member is what lets a frozen dataclass or a property satisfy the Protocol.
+    """
+
+    @property
+    def key_id(self) -> str:
+        """The id recorded in ``Signed.key_id`` (e.g. ``ed25519:`` + 16 hex digits)."""
+        ...
 
     def public_key_b64(self) -> str:
         """The raw 32-byte public key, standard base64."""

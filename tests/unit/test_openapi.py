@@ -8,7 +8,7 @@ must not touch Postgres or Kafka (the lifespan does that), so ``app.openapi()`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,7 +43,7 @@ WRITE_METHODS = ("post", "put", "patch", "delete")
 
 def _approvals() -> FastAPI:
     # An in-memory key: the default signer would generate a key file under .run/ (I/O at build time).
-    signer = cast(Signer, LocalKeySigner.from_key(Ed25519PrivateKey.generate()))  # frozen: key_id read-only
+    signer: Signer = LocalKeySigner.from_key(Ed25519PrivateKey.generate())
     return approvals_app(ApprovalsSettings(environment="test"), signer=signer)
 
 
