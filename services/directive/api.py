@@ -1,4 +1,9 @@
-"""HTTP API of the directive service: SOP steps 1-3 (arahan, instruksi, perintah) and cancellation."""
+"""HTTP API of the directive service: SOP steps 1-3 (arahan, instruksi, perintah) and cancellation.
+
+Owns the ``cycles`` table: one row per started cycle, at most one *open* (not cancelled) cycle per OPD
+name (normalised, case-insensitive) and fiscal year — enforced by a partial unique index, so two heads
+starting the same cycle at once cannot both succeed.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,10 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.directive.domain import normalise_opd
 from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, require_roles
-from shared.events import Actor, DirectiveIssued, Event
+from shared.events import Actor, DirectiveIssued, Event, RenjaCancelled
 from shared.sop import AlreadyStarted, CancelRenja, IssueArahan, IssueInstruksi, IssuePerintah, RenjaState
 
 router = APIRouter(tags=["directive"])
@@ -44,7 +50,11 @@ class DirectivePublic(BaseModel):
 
 
 async def record_directives(conn: asyncpg.Connection, events: Sequence[Event], _: RenjaState) -> None:
-    """Keep the cycle row (unique per OPD and year) and each directive's text, in the command's transaction."""
+    """Keep the cycle row and each directive's text, in the command's transaction.
+
+    Raises ``AlreadyStarted`` (409) when an open cycle exists for the same OPD (``lower(opd)``, the name
+    already normalised by ``issue_arahan``) and fiscal year: SOP step 1 starts one Renja per OPD and year.
+    """
     for e in events:
         if not isinstance(e, DirectiveIssued):
             continue
@@ -60,9 +70,12 @@ async def record_directives(conn: asyncpg.Connection, events: Sequence[Event], _
                     )
             except asyncpg.UniqueViolationError as exc:
                 row = await conn.fetchrow(
-                    "SELECT renja_id FROM cycles WHERE opd = $1 AND fiscal_year = $2", e.opd, e.fiscal_year
+                    "SELECT renja_id, opd FROM cycles WHERE lower(opd) = lower($1) AND fiscal_year = $2"
+                    " AND cancelled_at IS NULL",
+                    e.opd,
+                    e.fiscal_year,
                 )
-                existing = row["renja_id"] if row else "?"
+                existing = f"{row['renja_id']}, started as {row['opd']!r}" if row else "?"
                 raise AlreadyStarted(
                     f"A Renja cycle for {e.opd} and fiscal year {e.fiscal_year} already exists ({existing}); "
                     "continue that one, or cancel it first."
@@ -80,19 +93,39 @@ async def record_directives(conn: asyncpg.Connection, events: Sequence[Event], _
         )
 
 
+async def record_cancellation(conn: asyncpg.Connection, events: Sequence[Event], _: RenjaState) -> None:
+    """Mark the cycle cancelled (in the command's transaction), so it no longer blocks a new cycle for the
+    same OPD and year: cancelling exists to restart a cycle started wrongly (design addition)."""
+    for e in events:
+        if isinstance(e, RenjaCancelled):
+            await conn.execute("UPDATE cycles SET cancelled_at = $2 WHERE renja_id = $1", e.renja_id, e.occurred_at)
+
+
 @router.post(
     "/renja",
     status_code=201,
     summary="Step 1 — arahan: the head starts a Renja cycle (kepala_badan)",
     responses={
         **COMMAND_ERRORS,
-        409: {"model": ErrorBody, "description": "a cycle for this OPD and fiscal year exists (`already_started`)"},
+        409: {
+            "model": ErrorBody,
+            "description": "an open (not cancelled) cycle for this OPD and fiscal year exists (`already_started`); "
+            "OPD names are compared after normalisation and case-insensitively",
+        },
     },
 )
 async def issue_arahan(body: IssueArahan, request: Request, actor: Annotated[Actor, Depends(KEPALA)]) -> JSONResponse:
-    """Start the cycle for ``opd`` and ``fiscal_year`` (n+1) with the head's *arahan* to the secretary."""
+    """Start the cycle for ``opd`` and ``fiscal_year`` (n+1) with the head's *arahan* to the secretary.
+
+    The OPD name is normalised first (``normalise_opd``: invisible characters removed, NFC, whitespace
+    collapsed); a name empty after that is refused with 422. The event carries the normalised name.
+    """
+    opd = normalise_opd(body.opd)
+    if not opd:
+        raise HTTPException(422, "opd: the OPD name is empty once spaces and invisible characters are removed.")
     renja_id = uuid4()
-    return await run_command(request, actor, renja_id, body, effect=record_directives)
+    command = body.model_copy(update={"opd": opd})
+    return await run_command(request, actor, renja_id, command, effect=record_directives)
 
 
 @router.post(
@@ -131,7 +164,8 @@ async def issue_perintah(
 async def cancel(
     renja_id: UUID, body: CancelRenja, request: Request, actor: Annotated[Actor, Depends(KEPALA)]
 ) -> JSONResponse:
-    return await run_command(request, actor, renja_id, body)
+    """Cancel the cycle with a reason; afterwards a new cycle may be started for the same OPD and year."""
+    return await run_command(request, actor, renja_id, body, effect=record_cancellation)
 
 
 @router.get("/renja", response_model=list[CyclePublic], summary="Renja cycles with status and due step (any role)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from uuid import uuid4
 
 import pytest
@@ -56,6 +57,54 @@ async def test_one_cycle_per_opd_and_year(topic: str) -> None:
         assert r.status_code == 409 and r.json()["error"] == "already_started"
         r = await client.post("/renja", json={**ARAHAN, "fiscal_year": 2028}, headers=auth(s, "kepala_badan"))
         assert r.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "Bappeda Kota Bogor ",
+        "BAPPEDA KOTA BOGOR",
+        "Bappeda\u200b Kota Bogor",
+        "\ufeffBappeda  Kota\u00a0Bogor",
+        "bappeda kota\u2060 bogor\t",
+    ],
+)
+async def test_a_variant_of_the_same_opd_name_is_the_same_cycle(topic: str, variant: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        assert (await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))).status_code == 201
+        r = await client.post("/renja", json={**ARAHAN, "opd": variant}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 409 and r.json()["error"] == "already_started", r.text
+
+
+async def test_the_opd_name_is_stored_normalised_and_an_invisible_name_is_refused(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        r = await client.post("/renja", json={**ARAHAN, "opd": " Bappeda\u200b  Kota Bogor "},
+                              headers=auth(s, "kepala_badan"))  # fmt: skip
+        assert r.status_code == 201, r.text
+        records = await read_all(s.kafka_bootstrap, topic, expect=1)
+        assert json.loads(records[0].value)["opd"] == "Bappeda Kota Bogor"
+        r = await client.get("/renja", headers=auth(s, "auditor"))
+        assert [c["opd"] for c in r.json()] == ["Bappeda Kota Bogor"]
+        for empty in (" ", "\u200b\u200d", "\ufeff \t"):
+            r = await client.post("/renja", json={**ARAHAN, "opd": empty}, headers=auth(s, "kepala_badan"))
+            assert r.status_code == 422 and "opd" in r.json()["message"], r.text
+
+
+async def test_a_cancelled_cycle_does_not_block_a_new_one(topic: str) -> None:
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        head = auth(s, "kepala_badan")
+        first = (await client.post("/renja", json=ARAHAN, headers=head)).json()["renja_id"]
+        r = await client.post(f"/renja/{first}/cancel", json={"reason": "Tahun salah"}, headers=head)
+        assert r.status_code == 201, r.text
+        r = await client.post("/renja", json={**ARAHAN, "opd": "bappeda kota bogor"}, headers=head)
+        assert r.status_code == 201, r.text
+        second = r.json()["renja_id"]
+        assert second != first
+        # The new cycle is open again: a third start for the same OPD and year is refused.
+        r = await client.post("/renja", json=ARAHAN, headers=head)
+        assert r.status_code == 409 and second in r.json()["message"]
+        r = await client.get("/renja", headers=auth(s, "auditor"))
+        assert {(c["renja_id"], c["status"]) for c in r.json()} == {(first, "cancelled"), (second, "in_progress")}
 
 
 async def test_bad_input_gets_a_clear_4xx(topic: str) -> None:
