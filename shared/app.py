@@ -278,6 +278,14 @@ def common_router(*, state_route: bool = True) -> APIRouter:
     return router
 
 
+async def command_request_hash(request: Request) -> str:
+    """The Idempotency-Key request hash of a command request: SHA-256 (hex) over its method, path and raw
+    body bytes — what the client sent, never server-made ids or clock. A key reused with another method,
+    path (another Renja, another endpoint) or body gets a different hash, hence 422."""
+    body = await request.body()
+    return request_hash([request.method, request.url.path, body.hex()])
+
+
 async def run_command(
     request: Request,
     actor: Actor,
@@ -302,13 +310,7 @@ async def run_command(
     if idem_key:
         if len(idem_key) > 200:
             raise HTTPException(422, "Idempotency-Key must be at most 200 characters.")
-        # The hash covers what the client sent (method, path, body), never server-made ids or clock.
-        body = await request.body()
-        idem = Idempotency(
-            key=idem_key,
-            principal=actor.user_id,
-            request_hash=request_hash([request.method, request.url.path, body.hex()]),
-        )
+        idem = Idempotency(key=idem_key, principal=actor.user_id, request_hash=await command_request_hash(request))
 
     def decision(state: RenjaState) -> list[Event]:
         if state.renja_id is None and not isinstance(command, IssueArahan):

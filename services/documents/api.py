@@ -40,10 +40,10 @@ from services.documents.rendering import (
 )
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DraftRecord, FileStore
-from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
+from shared.app import COMMAND_ERRORS, ErrorBody, command_request_hash, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import Actor, Event, FileRef, RequestedChange
-from shared.process import load_state
+from shared.process import IdempotencyMismatch, load_state
 from shared.sop import (
     CompleteDataCollection,
     CreateRancanganAkhir,
@@ -340,23 +340,32 @@ async def _stored(docs: Documents, sha: str) -> bytes:
 
 
 async def _replayed(request: Request, actor: Actor) -> JSONResponse | None:
-    """The stored result of an earlier request with the same ``Idempotency-Key`` by the same person.
+    """The stored result of an earlier identical request with the same ``Idempotency-Key`` by the same person.
 
     Draft commands derive their content (version, hash) from the current state, so a retry after the
     first one committed would be a different command; it is answered here, before anything is derived.
-    Consequence: a reused key with a *different* body gets the first result back (not 422), because the
-    stored request hash covers the derived command, not the body.
+    "Identical" is ``shared.app.command_request_hash`` (method, path, body), the hash ``run_command``
+    stored with the key: the same key on another Renja, another endpoint or with another body raises
+    ``IdempotencyMismatch`` (422 ``idempotency_key_reused``) instead of replaying a foreign answer.
     """
     key = request.headers.get("Idempotency-Key")
     if not key:
         return None
     async with runtime(request).require_pool().acquire() as conn:
         row = await conn.fetchrow(
-            "SELECT status_code, response::text AS response FROM idempotency_keys WHERE principal = $1 AND key = $2",
+            "SELECT request_hash, status_code, response::text AS response FROM idempotency_keys"
+            " WHERE principal = $1 AND key = $2",
             actor.user_id,
             key,
         )
-    if row is None or row["status_code"] is None:
+    if row is None:
+        return None
+    if row["request_hash"] != await command_request_hash(request):
+        raise IdempotencyMismatch(
+            f"Idempotency-Key {key!r} was already used for a different request (another Renja, endpoint or "
+            "body); use a new key."
+        )
+    if row["status_code"] is None:
         return None
     return JSONResponse(
         status_code=row["status_code"], content=json.loads(row["response"]), headers={"Idempotent-Replayed": "true"}

@@ -339,6 +339,18 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     again = await client.post(f"/renja/{rid}/drafts/awal", headers=headers, json={"note": "dari data unit"})
     assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
     assert again.json() == first.json()
+    # The key names one request (method, path, body): reused for anything else it is refused, never replayed.
+    reused: list[tuple[str, dict[str, str] | None]] = [
+        (f"/renja/{rid}/drafts/awal", {"note": "lain"}),
+        (f"/renja/{rid}/drafts/awal", None),
+        (f"/renja/{rid}/drafts/akhir", {}),
+        (f"/renja/{uuid4()}/drafts/awal", {"note": "dari data unit"}),
+        (f"/renja/{rid}/collection/complete", None),
+    ]
+    for path, sent in reused:
+        r = await client.post(path, headers=headers, json=sent)
+        assert r.status_code == 422 and r.json()["error"] == "idempotency_key_reused", (path, r.text)
+        assert r.headers.get("Idempotent-Replayed") is None
     awal = first.json()
     assert (awal["version"], awal["stage"], awal["rows"], awal["pagu_total"]) == (1, "awal", 64, PPU_TOTAL)
     assert awal["blocking_findings"] == 2 and awal["next_step"] == {"number": 6, "role": "staf"}
