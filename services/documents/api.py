@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.documents import store
 from services.documents.draft import ChangeError, DraftDiff, DraftMeta, apply_changes, content_sha256, diff, pagu_total
 from services.documents.findings import Finding, Nomenclature, Renstra, compute_findings
-from services.documents.intake import IntakeError, Row, check_upload, parse_rows
+from services.documents.intake import PAGU_MAX, IntakeError, Row, check_upload, parse_rows
 from services.documents.rendering import (
     MeetingDoc,
     SignatureBlock,
@@ -687,6 +687,17 @@ async def complete_collection(
                 due_step=state.due_step,
                 due_role=docs.sop.step(4).role,
             )
+
+    total = sum(u.pagu_total for u in delivered)
+    if total > PAGU_MAX:
+        # The Rancangan Awal's pagu total is this sum, stored as bigint: refuse now, while a unit can still
+        # deliver a corrected file, rather than at step 5 when step 4 is closed.
+        biggest = ", ".join(f"{u.unit} {u.pagu_total:,}" for u in sorted(delivered, key=lambda u: -u.pagu_total)[:3])
+        raise HTTPException(
+            422,
+            f"The units' pagu totals add up to {total:,} rupiah, beyond the storable {PAGU_MAX:,}; "
+            f"correct the largest deliveries ({biggest}) and upload them again.",
+        )
 
     async def unchanged(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:
         # A delivery replaced between reading and committing would make the event lie about the data.

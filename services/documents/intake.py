@@ -167,6 +167,11 @@ def check_upload(name: str, data: bytes, max_bytes: int) -> FileCheck:
 
 # --- values ------------------------------------------------------------------------------------------
 
+PAGU_MAX = 2**63 - 1
+"""The largest pagu (rupiah) a cell may hold: what a PostgreSQL ``bigint`` stores (the services keep
+amounts and totals there). Real pagu are twelve orders of magnitude smaller; a larger number is a typo
+or a pasted identifier, and must be a row error, not a database failure."""
+
 _THOUSANDS_DOT = re.compile(r"\d{1,3}(\.\d{3})+")
 _THOUSANDS_COMMA = re.compile(r"\d{1,3}(,\d{3})+")
 
@@ -177,7 +182,8 @@ def parse_rupiah(value: object) -> int | None:
     Accepts ``1234567``, ``1.234.567``, ``1,234,567``, ``Rp 1.234.567,00``, ``1234567.00`` and XLSX
     numbers. The last of ``.``/``,`` is the decimal separator when both occur; a lone separator followed
     by exactly three digits in groups is a thousands separator (Indonesian ``1.234`` = 1234).
-    Raises ``ValueError`` (Indonesian message) for text, negative amounts and non-zero sen.
+    Raises ``ValueError`` (Indonesian message) for text, negative amounts, non-zero sen and amounts
+    above ``PAGU_MAX``.
     """
     if value is None:
         return None
@@ -186,6 +192,8 @@ def parse_rupiah(value: object) -> int | None:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("pagu tidak boleh negatif")
+        if value > PAGU_MAX:
+            raise ValueError(f"pagu {_thousands(value)} melebihi batas {_thousands(PAGU_MAX)} rupiah")
         return value
     if isinstance(value, float):
         if not value.is_integer():
@@ -202,7 +210,15 @@ def parse_rupiah(value: object) -> int | None:
     whole, fraction = _split_decimal(text)
     if fraction.strip("0"):
         raise ValueError(f"pagu harus rupiah bulat, bukan '{value}'")
-    return int(whole)
+    if len(whole.lstrip("0")) > len(str(PAGU_MAX)):
+        # Checked on the digits: int() of thousands of digits is slow, and refused by Python beyond 4300.
+        raise ValueError(f"pagu '{text[:40]}' melebihi batas {_thousands(PAGU_MAX)} rupiah")
+    return parse_rupiah(int(whole))
+
+
+def _thousands(value: int) -> str:
+    """``1234567`` -> ``"1.234.567"`` (Indonesian thousands separator), for messages."""
+    return f"{value:,}".replace(",", ".")
 
 
 def _split_decimal(text: str) -> tuple[str, str]:
@@ -364,11 +380,31 @@ def _decode_csv(name: str, data: bytes) -> str:
 
 
 def _csv_grid(name: str, data: bytes) -> _Grid:
+    """The CSV as a grid; raises ``IntakeError`` naming the file and line where the csv module gives up
+    (a cell over its field limit, ``csv.field_size_limit()`` characters; a stray NUL byte...)."""
     text = _decode_csv(name, data)
     first = next((line for line in text.splitlines() if line.strip()), "")
-    # Sniff by parsing the header line with each candidate: the delimiter that yields most fields wins.
-    best = max(";,\t", key=lambda d: (len(next(csv.reader([first], delimiter=d), [])), d == ";"))
-    return _Grid(cells=[list(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=best)])
+    try:
+        # Sniff by parsing the header line with each candidate: the delimiter that yields most fields wins.
+        best = max(";,\t", key=lambda d: (len(next(csv.reader([first], delimiter=d), [])), d == ";"))
+    except csv.Error as exc:
+        raise IntakeError([RowError(file=name, row=1, column=None, message=_csv_problem(exc))]) from exc
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=best)
+    cells: list[list[Cell]] = []
+    try:
+        for record in reader:
+            cells.append(list(record))
+    except csv.Error as exc:
+        # line_num counts physical lines read so far: the line on which the bad record ends.
+        raise IntakeError([RowError(file=name, row=reader.line_num, column=None, message=_csv_problem(exc))]) from exc
+    return _Grid(cells=cells)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        limit = _thousands(csv.field_size_limit())
+        return f"sebuah sel lebih panjang dari {limit} karakter; periksa tanda kutip yang tidak ditutup"
+    return f"baris CSV tidak dapat dibaca ({exc})"
 
 
 def _xlsx_grids(name: str, data: bytes) -> list[_Grid]:
@@ -564,6 +600,24 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
         raise IntakeError(
             [RowError(file=file, row=None, column=None, message="tidak ada baris program/kegiatan/sub kegiatan")]
         )
+    money_fields: tuple[FieldName, ...] = ("pagu", "pagu_n1")
+    for name in money_fields:
+        for level in ("program", "kegiatan", "sub_kegiatan"):
+            # Totals are stored as bigint too (the unit's pagu total is the sum of its program rows).
+            total = sum(getattr(r, name) or 0 for r in rows if r.level == level)
+            if total > PAGU_MAX:
+                col = by_field.get(name)
+                errors.append(
+                    RowError(
+                        file=file,
+                        row=None,
+                        column=col.label if col else name,
+                        column_letter=_column_letter(col.index) if col else None,
+                        message=f"jumlah {name} tingkat {level} melebihi batas {_thousands(PAGU_MAX)} rupiah",
+                    )
+                )
+    if errors:
+        raise IntakeError(errors)
     return rows
 
 

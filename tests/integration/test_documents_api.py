@@ -29,7 +29,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from services.documents.intake import Row, parse_rows, split_rows_by_program
+from services.documents.intake import PAGU_MAX, Row, parse_rows, split_rows_by_program
 from services.documents.main import create_app
 from services.documents.settings import DocumentsSettings
 from shared.cloudevents import from_kafka
@@ -283,6 +283,51 @@ async def test_step_4_intake_formats_refusals_and_collection(
     # Once collected, deliveries are frozen: step 5 is due.
     r = await post_rows(client, s, rid, "SET", "telat.csv", csv_bom_semicolons(split["SET"]))
     assert r.status_code == 409 and r.json()["due_step"] == 5
+
+
+async def test_cells_and_amounts_beyond_what_can_be_read_or_stored_are_422s(
+    topic: str, sop_file: Path, tmp_path: Path
+) -> None:
+    async with run_service(
+        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, files_dir=tmp_path / "files",
+        max_upload_bytes=1024 * 1024,
+    ) as (client, s):  # fmt: skip
+        sop = load_sop(s.sop_file)
+        driven = await publish_until(s, topic, step=3, sop=sop)
+        rid = driven.renja_id
+        await wait_state(client, s, rid, until=lambda st: st["due_step"] == 4)
+
+        # A cell longer than the csv module's field limit (an unclosed quote, typically).
+        huge = "x" * (csv.field_size_limit() + 1)
+        data = f'kode;nama;pagu\n5.01.02;PROGRAM;1.000\n5.01.03;"{huge}";2.000\n'.encode()
+        r = await post_rows(client, s, rid, "SET", "panjang.csv", data)
+        assert r.status_code == 422, r.text
+        (detail,) = r.json()["details"]
+        assert (detail["file"], detail["row"]) == ("panjang.csv", 3) and "lebih panjang" in detail["message"]
+
+        # A pagu beyond bigint: a row error at its row and column, never a database error.
+        data = f"kode;nama;pagu\n5.01.02;PROGRAM;{10**20}\n".encode()
+        r = await post_rows(client, s, rid, "SET", "besar.csv", data)
+        assert r.status_code == 422 and r.json()["error"] == "invalid_rows", r.text
+        (detail,) = r.json()["details"]
+        assert (detail["file"], detail["row"], detail["column"]) == ("besar.csv", 2, "pagu")
+        assert await db_count(s, "SELECT count(*) FROM unit_rows WHERE renja_id = $1", rid) == 0
+
+        # Each unit within the limit, their sum beyond it: refused at collection, while units can still redo.
+        big = PAGU_MAX // 2 + 1
+        for unit, kode in (("SET", "5.01.01"), ("SOSBUDPEM", "5.01.02")):
+            r = await post_rows(client, s, rid, unit, f"{unit}.csv", f"kode;nama;pagu\n{kode};PROGRAM;{big}\n".encode())
+            assert r.status_code == 201, r.text
+        for unit in ("PEREKSDA", "INFRAWIL", "LITBANG"):
+            r = await client.post(f"/renja/{rid}/units/{unit}/files", headers=auth(s, "staf"),
+                                  files={"files": ("berkas.pdf", b"%PDF-1.4 berkas\n")})  # fmt: skip
+            assert r.status_code == 201, r.text
+        r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))
+        assert r.status_code == 422 and "SET" in r.json()["message"], r.text
+        r = await post_rows(client, s, rid, "SET", "SET.csv", b"kode;nama;pagu\n5.01.01;PROGRAM;1.000\n")
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))
+        assert r.status_code == 201, r.text
 
 
 async def test_collection_is_refused_while_a_unit_is_missing(

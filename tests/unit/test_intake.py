@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import openpyxl
 import pytest
 
 from services.documents.intake import (
+    PAGU_MAX,
     IntakeError,
     Row,
     check_upload,
@@ -241,3 +243,51 @@ def test_split_with_more_units_than_programs_leaves_empty_lists() -> None:
     }
     with pytest.raises(ValueError):
         split_rows_by_program(rows, [])
+
+
+# --- limits: what the csv module and PostgreSQL (bigint) can hold are row errors, never crashes -----------
+
+
+def test_rupiah_up_to_the_bigint_limit_parses_and_beyond_is_refused() -> None:
+    assert PAGU_MAX == 2**63 - 1
+    assert parse_rupiah(str(PAGU_MAX)) == PAGU_MAX
+    assert parse_rupiah(f"Rp {PAGU_MAX:,}".replace(",", ".")) == PAGU_MAX
+    for too_big in (PAGU_MAX + 1, str(PAGU_MAX + 1), "1" + "0" * 30, "9" * 5000, float(2**70)):
+        with pytest.raises(ValueError, match="melebihi batas"):
+            parse_rupiah(too_big)
+
+
+def test_a_pagu_beyond_bigint_is_an_error_at_its_row_and_column() -> None:
+    text = f"kode;nama;pagu\n5.01.02;PROGRAM PERENCANAAN;{10**20}\n"
+    with pytest.raises(IntakeError) as caught:
+        parse_csv("besar.csv", text.encode(), unit="U")
+    (error,) = caught.value.errors
+    assert (error.file, error.row, error.column, error.column_letter) == ("besar.csv", 2, "pagu", "C")
+    assert "melebihi batas" in error.message
+
+
+def test_pagu_totals_beyond_bigint_are_a_file_error() -> None:
+    half = PAGU_MAX // 2 + 1
+    text = f"kode;nama;pagu\n5.01.02;PROGRAM A;{half}\n5.01.03;PROGRAM B;{half}\n"
+    with pytest.raises(IntakeError) as caught:
+        parse_csv("jumlah.csv", text.encode(), unit="U")
+    (error,) = caught.value.errors
+    assert (error.row, error.column) == (None, "pagu") and "program" in error.message
+
+
+def test_a_cell_over_the_csv_field_limit_is_an_error_naming_file_and_line() -> None:
+    huge = "x" * (csv.field_size_limit() + 10)
+    text = f'kode;nama;pagu\n5.01.02;PROGRAM;1.000\n5.01.03;"{huge}";2.000\n'
+    with pytest.raises(IntakeError) as caught:
+        parse_rows("panjang.csv", text.encode(), unit="U")
+    (error,) = caught.value.errors
+    assert (error.file, error.row) == ("panjang.csv", 3)
+    assert "lebih panjang" in error.message
+
+
+def test_an_unclosed_quote_swallowing_the_file_is_an_error_not_a_crash() -> None:
+    rest = "".join(f"5.01.{i:02d};Program {i};1.000\n" for i in range(2, 30_000))
+    text = 'kode;nama;pagu\n5.01.01;"Program tanpa kutip penutup;1.000\n' + rest
+    with pytest.raises(IntakeError) as caught:
+        parse_rows("kutip.csv", text.encode(), unit="U")
+    assert caught.value.errors[0].file == "kutip.csv"
