@@ -3,7 +3,7 @@
 1. produce N decider-valid events (whole Renja cycles, some with returns or cancelled) to a scratch topic;
 2. time a bare group-less aiokafka consumer reading them all (no decoding);
 3. time ``services.audit.rebuild.replay_into`` folding them into a scratch database (decode, hash
-   chain, state, COPY);
+   chain, state, COPY), in one process and split by partition over ``--workers`` processes;
 4. print both rates (events/s) and the ratio; the target is ≥ 0.5 (DESIGN/issue 4: ten million events in
    under five minutes on two cores). A third reading, the bare consumer plus ``from_kafka`` on every
    record, shows how much of the gap is decoding and validation alone. The scratch topic and database
@@ -89,7 +89,7 @@ async def bare_read(bootstrap: str, topic: str, *, decode: bool = False) -> tupl
         await close_reader(consumer)
 
 
-async def main(events: int, partitions: int, batch: int) -> None:
+async def main(events: int, partitions: int, batch: int, workers: list[int]) -> None:
     settings = AuditSettings(environment="test")
     topic = f"bench.audit.{uuid4().hex[:8]}"
     db = f"bench_audit_{uuid4().hex[:8]}"
@@ -105,23 +105,34 @@ async def main(events: int, partitions: int, batch: int) -> None:
         dsn = settings.postgres_dsn(db)
         await migrate(dsn, MIGRATIONS)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        rebuilds: list[tuple[int, int, int, float]] = []
         try:
-            projector = Projector(load_sop(), Ed25519PrivateKey.generate(), REBUILD, keep_cache=True)
-            t1 = time.perf_counter()
-            records, applied = await replay_into(
-                pool, bootstrap=settings.kafka_bootstrap, topic=topic, projector=projector, batch_max=batch
-            )
-            rebuild_s = time.perf_counter() - t1
+            key = Ed25519PrivateKey.generate()
+            for n_workers in workers:
+                projector = Projector(load_sop(), key, REBUILD, keep_cache=True)
+                t1 = time.perf_counter()
+                records, applied = await replay_into(
+                    pool,
+                    bootstrap=settings.kafka_bootstrap,
+                    topic=topic,
+                    projector=projector,
+                    batch_max=batch,
+                    workers=n_workers,
+                    dsn=dsn,
+                )
+                rebuilds.append((n_workers, records, applied, time.perf_counter() - t1))
         finally:
             await pool.close()
-        bare_rate, rebuild_rate = bare_n / bare_s, records / rebuild_s
-        dec_rate = dec_n / dec_s
-        print(f"bare aiokafka consumer:          {bare_n} records in {bare_s:.2f} s = {bare_rate:,.0f} events/s")
-        print(f"bare consumer + from_kafka only: {dec_n} records in {dec_s:.2f} s = {dec_rate:,.0f} events/s")
-        print(f"audit rebuild:                   {applied} events in {rebuild_s:.2f} s = {rebuild_rate:,.0f} events/s")
-        print(f"ratio rebuild/bare: {rebuild_rate / bare_rate:.2f} (target >= 0.5)")
-        print(f"ratio rebuild/(bare + decode): {rebuild_rate / dec_rate:.2f} (no target; decoding alone is the floor)")
-        print(f"projected for 10 million events: {10_000_000 / rebuild_rate / 60:.1f} min")
+        bare_rate, dec_rate = bare_n / bare_s, dec_n / dec_s
+        print(f"bare aiokafka consumer:           {bare_n} records in {bare_s:.2f} s = {bare_rate:,.0f} events/s")
+        print(f"bare consumer + from_kafka only:  {dec_n} records in {dec_s:.2f} s = {dec_rate:,.0f} events/s")
+        for n_workers, records, applied, rebuild_s in rebuilds:
+            rate = records / rebuild_s
+            label = f"audit rebuild, {n_workers} process{'es' if n_workers > 1 else ''}:"
+            print(f"{label:<33} {applied} events in {rebuild_s:.2f} s = {rate:,.0f} events/s")
+            print(f"  ratio rebuild/bare: {rate / bare_rate:.2f} (target >= 0.5)")
+            print(f"  ratio rebuild/(bare + decode): {rate / dec_rate:.2f} (no target; decoding alone is the floor)")
+            print(f"  projected for 10 million events: {10_000_000 / rate / 60:.1f} min")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         await admin.close()
@@ -137,5 +148,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=200_000, help="events to produce (default 200000)")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the scratch topic")
     parser.add_argument("--batch", type=int, default=5000, help="records per rebuild transaction")
+    parser.add_argument(
+        "--workers", default="1,2", help="comma-separated process counts to time the replay with (default 1,2)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.partitions, args.batch))
+    asyncio.run(main(args.events, args.partitions, args.batch, [int(w) for w in args.workers.split(",")]))
