@@ -710,6 +710,9 @@ class RenjaState(_SopModel):
     drafts: tuple[DraftInfo, ...] = ()
     awal_version: int | None = None
     awal_sha256: str | None = None
+    awal_created_at: datetime | None = Field(
+        default=None, description="UTC; when the Rancangan Awal was created (its DraftCreated's occurred_at)"
+    )
     meeting_id: UUID | None = None
     meeting_draft_version: int | None = None
     notulen_sha256: str | None = None
@@ -725,6 +728,7 @@ class RenjaState(_SopModel):
     last_return_notes: str | None = None
     cancel_reason: str | None = None
     distribution_id: UUID | None = None
+    distributed_at: datetime | None = Field(default=None, description="UTC; when the Renja was distributed")
     recipients: tuple[str, ...] = ()
     receipts: tuple[str, ...] = ()
     last_event_id: UUID | None = None
@@ -803,7 +807,7 @@ def evolve(state: RenjaState, event: Event) -> RenjaState:
         upd["drafts"] = (*state.drafts, draft)
         if event.stage == "awal":
             add.add(5)
-            upd.update(awal_version=event.version, awal_sha256=event.content_sha256)
+            upd.update(awal_version=event.version, awal_sha256=event.content_sha256, awal_created_at=event.occurred_at)
         else:
             # A new Rancangan Akhir must be initialed again from step 8: older parafs do not count.
             add.add(7)
@@ -851,6 +855,7 @@ def evolve(state: RenjaState, event: Event) -> RenjaState:
         status = "distributed"
         upd.update(
             distribution_id=event.distribution_id,
+            distributed_at=event.occurred_at,
             recipients=tuple(r.name for r in event.recipients),
         )
     elif isinstance(event, ReceiptRecorded) and event.recipient not in state.receipts:
@@ -988,7 +993,9 @@ def decide(state: RenjaState, command: Command, ctx: CommandContext, sop: SopDef
     paraf, signature, return or distribution names the current draft version and its exact SHA-256;
     ``BlockingFindings`` for a paraf at step 8 on a Rancangan Akhir with blocking findings;
     ``InvalidCommand`` for content the SOP refuses (missing unit at step 4, bad signature, unknown
-    recipient...); ``AlreadyRecorded`` for a second receipt from one recipient.
+    recipient...) or times that cannot be (a meeting held in the future or before the Rancangan Awal it
+    discusses existed, a receipt before the distribution); ``AlreadyRecorded`` for a second receipt from
+    one recipient.
     """
     if state.renja_id is not None and ctx.renja_id != state.renja_id:
         raise InvalidCommand(f"This command is for Renja {ctx.renja_id}, but the state is of {state.renja_id}.")
@@ -1077,6 +1084,15 @@ def decide(state: RenjaState, command: Command, ctx: CommandContext, sop: SopDef
         )  # fmt: skip
         if command.held_at > ctx.now:
             raise _err(InvalidCommand, f"{step.label}: the meeting cannot be held in the future.", state, sop)
+        if state.awal_created_at is not None and command.held_at < state.awal_created_at:
+            # The meeting discusses the Rancangan Awal (step 6 needs step 5's output): it cannot predate it.
+            raise _err(
+                InvalidCommand,
+                f"{step.label}: held_at {command.held_at.isoformat()} is before Rancangan Awal version "
+                f"{state.awal_version} existed ({state.awal_created_at.isoformat()}).",
+                state,
+                sop,
+            )
         return [
             MeetingHeld(
                 **base,
@@ -1288,6 +1304,14 @@ def _decide_receipt(
         )
     if command.recipient in state.receipts:
         raise _err(AlreadyRecorded, f"Receipt by {command.recipient!r} is already recorded.", state, sop)
+    if state.distributed_at is not None and command.received_at < state.distributed_at:
+        raise _err(
+            InvalidCommand,
+            f"{command.recipient!r} cannot have received the Renja at {command.received_at.isoformat()}, before "
+            f"it was distributed ({state.distributed_at.isoformat()}).",
+            state,
+            sop,
+        )
     return ReceiptRecorded(
         **base,
         distribution_id=command.distribution_id,

@@ -140,7 +140,9 @@ def cycle_events(
                 meeting_id=meeting,
                 draft_version=1,
                 draft_sha256=_sha("awal-1"),
-                held_at=start,
+                # Events of steps 1-5 are indices 0-4: the meeting is held when the awal was created, the
+                # earliest moment the decider accepts (a meeting cannot predate the draft it discusses).
+                held_at=start + gap * 4,
                 attendees=(Attendee(name="Kepala Bidang (fiktif)", unit="SET"),),
                 notulen_sha256=_sha("notulen"),
             ),

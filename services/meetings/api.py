@@ -30,6 +30,7 @@ from services.meetings.domain import (
     MeetingCreate,
     NotulenIn,
     check_meeting_open,
+    check_schedule_time,
     notulen_sha256,
     record_meeting_command,
 )
@@ -185,6 +186,11 @@ async def _run(
     responses={
         **COMMAND_ERRORS,
         409: {"model": ErrorBody, "description": "step 6 not due, or the draft version/hash is not the current one"},
+        422: {
+            "model": ErrorBody,
+            "description": "an invalid request, or `held_at` before the Rancangan Awal was created or more than a "
+            "year ahead (`invalid_command`)",
+        },
     },
 )
 async def schedule_meeting(
@@ -211,6 +217,7 @@ async def schedule_meeting(
 
     def decision(state: RenjaState, _: CommandContext) -> list[Event]:
         check_meeting_open(state, rt.sop, body.draft_version, body.draft_sha256)
+        check_schedule_time(state, rt.sop, body.held_at, now)
         return []
 
     async def effect(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:

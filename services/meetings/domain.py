@@ -4,8 +4,8 @@ Owns (pure, no I/O, no clock):
 - the request shapes of the meeting, its *daftar hadir* (attendance list) and its *notulen* (minutes),
   with their validation (≥ 1 attendee present, NIP 18 digits when given, no NIP listed twice, ≥ 1 point);
 - the canonical JSON of a notulen and its SHA-256 (``MeetingHeld.notulen_sha256``);
-- when a meeting may be scheduled (step 6 due, on the current Rancangan Awal) and the ``RecordMeeting``
-  command built once both records exist.
+- when a meeting may be scheduled (step 6 due, on the current Rancangan Awal, at a plausible time) and
+  the ``RecordMeeting`` command built once both records exist.
 
 The SOP names the daftar hadir and the notulen as step 6's outputs and as records to keep; the shared
 decider (``shared.sop.decide``) stays the authority on order, roles and version binding.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -25,6 +25,7 @@ from shared.events import Attendee, RequestedChange
 from shared.events.models import Sha256Hex, UtcDatetime
 from shared.sop import (
     DomainError,
+    InvalidCommand,
     OutOfOrder,
     RecordMeeting,
     RenjaClosed,
@@ -226,6 +227,37 @@ def check_meeting_open(state: RenjaState, sop: SopDefinition, draft_version: int
             f"{label}: the meeting must discuss the current Rancangan Awal, version {state.awal_version} "
             f"(sha256 {(state.awal_sha256 or '')[:12]}…), not version {draft_version} "
             f"(sha256 {draft_sha256[:12]}…). Reload and retry.",
+            state,
+            sop,
+        )
+
+
+SCHEDULE_HORIZON = timedelta(days=365)
+"""How far ahead a meeting may be scheduled: the Renja is prepared for the next fiscal year, so a
+consultation meeting more than a year away is a mistyped year, not a plan."""
+
+
+def check_schedule_time(state: RenjaState, sop: SopDefinition, held_at: datetime, now: datetime) -> None:
+    """Refuse a meeting time that cannot be right (``held_at``, ``now`` UTC).
+
+    Raises ``InvalidCommand`` (HTTP 422) when ``held_at`` is before the Rancangan Awal it discusses was
+    created (SOP step 6 needs step 5's output; ``state.awal_created_at``) or more than
+    ``SCHEDULE_HORIZON`` after ``now``. The shared decider repeats the first check when the meeting is
+    recorded as held, and also refuses a meeting held in the future.
+    """
+    label = sop.step(MEETING_STEP).label
+    if state.awal_created_at is not None and held_at < state.awal_created_at:
+        raise _refuse(
+            InvalidCommand,
+            f"{label}: held_at {held_at.isoformat()} is before Rancangan Awal version {state.awal_version} was "
+            f"created ({state.awal_created_at.isoformat()}); check the date.",
+            state,
+            sop,
+        )
+    if held_at > now + SCHEDULE_HORIZON:
+        raise _refuse(
+            InvalidCommand,
+            f"{label}: held_at {held_at.isoformat()} is more than a year ahead; check the year.",
             state,
             sop,
         )

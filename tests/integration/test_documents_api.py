@@ -15,7 +15,7 @@ import io
 import json
 import socket
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -446,7 +446,7 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
         RequestedChange(kode="5.01.01.2.02", field="Pagu Indikatif", new_value="6.361.771.800", note="ikut sub"),
         RequestedChange(kode="5.01.01.2.09", field="pagu", new_value="Rp 152.000.000", note="ikut sub"),
     )
-    held = datetime.now(UTC) - timedelta(hours=1)
+    held = datetime.now(UTC)  # not before the Rancangan Awal existed (the decider refuses that)
     meeting = RecordMeeting(
         meeting_id=meeting_id, draft_version=1, draft_sha256=awal["content_sha256"], held_at=held,
         place="Ruang Rapat Bappeda", notulen_sha256=hashlib.sha256(b"notulen uji").hexdigest(),

@@ -210,14 +210,37 @@ async def test_meeting_in_the_future_cannot_be_held_yet(topic: str) -> None:
         assert r.json()["status"] == "scheduled" and r.json()["notulen"] is None
 
 
+async def test_a_meeting_before_the_awal_existed_or_over_a_year_ahead_is_refused(topic: str) -> None:
+    async with run_service(create_app, MeetingsSettings, topic=topic) as (client, s):
+        driven = await _at_step_6(client, s, topic)
+        rid = driven.renja_id
+        awal_at = driven.state.awal_created_at
+        assert awal_at is not None
+        for held_at, words in (
+            (awal_at - timedelta(minutes=1), "before Rancangan Awal"),
+            (datetime(2020, 3, 2, 2, tzinfo=UTC), "before Rancangan Awal"),
+            (datetime.now(UTC) + timedelta(days=400), "more than a year ahead"),
+        ):
+            body = _schedule_body(driven, held_at=held_at.isoformat())
+            r = await client.post(f"/renja/{rid}/meetings", json=body, headers=auth(s, "staf"))
+            assert r.status_code == 422 and r.json()["error"] == "invalid_command", r.text
+            assert words in r.json()["message"]
+        assert (await client.get(f"/renja/{rid}/meetings", headers=auth(s, "staf"))).json() == []
+        for held_at in (awal_at, datetime.now(UTC) + timedelta(days=300)):
+            body = _schedule_body(driven, held_at=held_at.isoformat())
+            r = await client.post(f"/renja/{rid}/meetings", json=body, headers=auth(s, "staf"))
+            assert r.status_code == 201, r.text
+
+
 async def test_same_idempotency_key_replays_and_makes_one_event(topic: str) -> None:
     async with run_service(create_app, MeetingsSettings, topic=topic) as (client, s):
         driven = await _at_step_6(client, s, topic)
         rid = driven.renja_id
         headers = {**auth(s, "staf"), "Idempotency-Key": "jadwal-rapat-1"}
+        half_hour_ago = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
         first, second = [
             await client.post(
-                f"/renja/{rid}/meetings", json=_schedule_body(driven, held_at="2026-03-02T02:00:00Z"), headers=headers
+                f"/renja/{rid}/meetings", json=_schedule_body(driven, held_at=half_hour_ago), headers=headers
             )
             for _ in range(2)
         ]

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -36,7 +37,7 @@ from tests.sopdriver import publish, publish_until
 pytestmark = pytest.mark.integration
 
 SOP = load_sop()
-RECEIVED_AT = "2026-01-05T09:30:00+07:00"
+RECEIVED_AT = "2026-01-05T09:30:00+07:00"  # long before any test's distribution (the driver's clock is now)
 FAST: dict[str, Any] = {"dispatch_poll_seconds": 0.1, "retry_base_seconds": 0.2, "retry_max_seconds": 1.0}
 
 
@@ -188,6 +189,9 @@ async def test_distribution_of_the_signed_renja_mails_each_recipient_and_takes_r
             # Receipts: staff on behalf of one recipient, once; another through their own link.
             first_name, second_name = SOP.distribution[0].name, SOP.distribution[1].name
             receipt = {"recipient": first_name, "received_by": "Petugas TU (fiktif)", "received_at": RECEIVED_AT}
+            r = await client.post(f"/renja/{rid}/distribution/receipts", json=receipt, headers=auth(s, "staf"))
+            assert r.status_code == 422 and "before it was distributed" in r.json()["message"], r.text
+            receipt["received_at"] = datetime.now(UTC).isoformat()
             r = await client.post(f"/renja/{rid}/distribution/receipts", json=receipt, headers=auth(s, "staf"))
             assert r.status_code == 201, r.text
             r = await client.post(f"/renja/{rid}/distribution/receipts", json=receipt, headers=auth(s, "staf"))

@@ -67,6 +67,8 @@ pytestmark = pytest.mark.unit
 SOP = load_sop()
 RENJA = UUID("0b6f1c2e-9a43-4a57-8d2b-5f0e1c9a7d31")
 T0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
+HELD = T0 + timedelta(minutes=45)  # run_to_step: the awal is created at T0+40min, the meeting recorded at T0+50min
+RECEIVED = T0 + timedelta(days=1)  # after the distribution (T0+100min)
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUBLIC_B64 = base64.b64encode(KEY.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
@@ -157,7 +159,7 @@ def run_to_step(target: int) -> Run:
                 meeting_id=MEETING,
                 draft_version=1,
                 draft_sha256=sha("awal-1"),
-                held_at=T0,
+                held_at=HELD,
                 attendees=(Attendee(name="Kepala Bidang SOSBUDPEM", unit="SOSBUDPEM"),),
                 notulen_sha256=sha("notulen"),
             ),
@@ -281,13 +283,13 @@ def test_state_round_trips_through_json() -> None:
 def test_receipts_after_distribution_are_recorded_once_per_recipient() -> None:
     run = run_to_step(12)
     name = SOP.distribution[0].name
-    receipt = RecordReceipt(distribution_id=DIST, recipient=name, received_at=T0, received_by="Budi")
+    receipt = RecordReceipt(distribution_id=DIST, recipient=name, received_at=RECEIVED, received_by="Budi")
     run.do("system", receipt)
     assert run.state.receipts == (name,)
     err = run.refuse("staf", receipt)
     assert isinstance(err, AlreadyRecorded)
     assert name in err.message
-    unknown = RecordReceipt(distribution_id=DIST, recipient="Dinas Lain", received_at=T0)
+    unknown = RecordReceipt(distribution_id=DIST, recipient="Dinas Lain", received_at=RECEIVED)
     assert isinstance(run.refuse("staf", unknown), InvalidCommand)
 
 
@@ -470,7 +472,7 @@ def test_meeting_must_be_on_the_current_rancangan_awal() -> None:
         meeting_id=MEETING,
         draft_version=1,
         draft_sha256=sha("awal-tampered"),
-        held_at=T0,
+        held_at=HELD,
         attendees=(Attendee(name="A"),),
         notulen_sha256=sha("n"),
     )
@@ -518,3 +520,59 @@ def test_fold_equals_stepwise_evolve_and_is_deterministic() -> None:
     run = run_to_step(12)
     assert fold(run.events) == fold(run.events) == run.state
     assert evolve(fold(run.events[:5]), run.events[5]) == fold(run.events[:6])
+
+
+# --- plausibility of the times people enter --------------------------------------------------------------
+
+
+def test_state_records_when_the_awal_was_created_and_when_the_renja_was_distributed() -> None:
+    run = run_to_step(12)
+    awal = next(e for e in run.events if isinstance(e, DraftCreated) and e.stage == "awal")
+    distributed = next(e for e in run.events if isinstance(e, Distributed))
+    assert run.state.awal_created_at == awal.occurred_at == T0 + timedelta(minutes=40)
+    assert run.state.distributed_at == distributed.occurred_at
+
+
+def _meeting_at(held_at: datetime) -> RecordMeeting:
+    return RecordMeeting(
+        meeting_id=MEETING,
+        draft_version=1,
+        draft_sha256=sha("awal-1"),
+        held_at=held_at,
+        attendees=(Attendee(name="Kepala Bidang SOSBUDPEM", unit="SOSBUDPEM"),),
+        notulen_sha256=sha("notulen"),
+    )
+
+
+def test_a_meeting_cannot_be_held_before_the_rancangan_awal_existed() -> None:
+    run = run_to_step(6)
+    awal_at = run.state.awal_created_at
+    assert awal_at is not None
+    err = run.refuse("staf", _meeting_at(awal_at - timedelta(seconds=1)))
+    assert isinstance(err, InvalidCommand) and err.http_status == 422
+    assert "before Rancangan Awal version 1 existed" in err.message and (err.due_step, err.due_role) == (6, "staf")
+    held = run.do("staf", _meeting_at(awal_at))  # the same instant is possible (a meeting on the spot)
+    assert isinstance(held, MeetingHeld) and held.held_at == awal_at
+
+
+def test_a_receipt_cannot_predate_the_distribution() -> None:
+    run = run_to_step(12)
+    distributed_at = run.state.distributed_at
+    assert distributed_at is not None
+    name = SOP.distribution[0].name
+    early = RecordReceipt(distribution_id=DIST, recipient=name, received_at=distributed_at - timedelta(minutes=1))
+    err = run.refuse("system", early)
+    assert isinstance(err, InvalidCommand) and "before it was distributed" in err.message
+    run.do("system", early.model_copy(update={"received_at": distributed_at}))
+    assert run.state.receipts == (name,)
+
+
+def test_a_state_folded_before_the_times_were_recorded_still_decides() -> None:
+    # process_state rows written by the previous version lack the new fields: they load as None, and the
+    # time checks are skipped rather than refusing every meeting or receipt of such a Renja.
+    run = run_to_step(6)
+    old = RenjaState.model_validate_json(run.state.model_dump_json(exclude={"awal_created_at"}))
+    assert old.awal_created_at is None
+    ctx = run.ctx("staf")
+    (held,) = decide(old, _meeting_at(T0 - timedelta(days=30)), ctx, SOP)
+    assert isinstance(held, MeetingHeld)

@@ -101,12 +101,13 @@ def deliveries() -> tuple[UnitDelivery, ...]:
     return tuple(UnitDelivery(unit=c, rows=2, rows_sha256=sha(c), pagu_total=500_000) for c in SOP.unit_codes)
 
 
-def meeting(version: int, content: str) -> RecordMeeting:
+def meeting(version: int, content: str, state: RenjaState) -> RecordMeeting:
+    """A meeting held when the Rancangan Awal was created (the earliest plausible moment)."""
     return RecordMeeting(
         meeting_id=MEETING,
         draft_version=version,
         draft_sha256=content,
-        held_at=T0,
+        held_at=state.awal_created_at or T0,
         attendees=(Attendee(name="Peserta"),),
         notulen_sha256=sha("notulen"),
     )
@@ -135,8 +136,9 @@ def distribute(version: int, content: str) -> Distribute:
     )
 
 
-def receipt(name: str) -> RecordReceipt:
-    return RecordReceipt(distribution_id=DIST, recipient=name, received_at=T0)
+def receipt(name: str, state: RenjaState) -> RecordReceipt:
+    """A receipt at the moment of distribution (the earliest plausible moment)."""
+    return RecordReceipt(distribution_id=DIST, recipient=name, received_at=state.distributed_at or T0)
 
 
 def step_command(number: int, state: RenjaState, blocking: int = 0) -> Command:
@@ -149,7 +151,7 @@ def step_command(number: int, state: RenjaState, blocking: int = 0) -> Command:
         3: lambda: IssuePerintah(text="Perintah"),
         4: lambda: CompleteDataCollection(units=deliveries()),
         5: lambda: CreateRancanganAwal(version=nxt, content_sha256=sha(f"draft-{nxt}"), rows=10, pagu_total=1),
-        6: lambda: meeting(state.awal_version or 1, state.awal_sha256 or sha("none")),
+        6: lambda: meeting(state.awal_version or 1, state.awal_sha256 or sha("none"), state),
         7: lambda: akhir(nxt, max(1, nxt - 1), blocking=blocking),
         8: lambda: Initial(step=8, version=av, content_sha256=ah),
         9: lambda: Initial(step=9, version=av, content_sha256=ah),
@@ -164,7 +166,7 @@ def guided(draw: st.DrawFn, state: RenjaState) -> tuple[Role, Command]:
     """The right command for the due step, by the step's role; sometimes a return at steps 8-10
     (always considered when the Rancangan Akhir has blocking findings)."""
     if state.status == "distributed":
-        return "system", receipt(draw(st.sampled_from(RECIPIENTS)))
+        return "system", receipt(draw(st.sampled_from(RECIPIENTS)), state)
     due = state.due_step or 1
     role = SOP.step(due).role
     returning = draw(st.integers(0, 9)) == 0 or (due == 8 and state.akhir_blocking_findings and draw(st.booleans()))
@@ -191,14 +193,14 @@ def random_command(draw: st.DrawFn, state: RenjaState) -> tuple[Role, Command]:
         IssuePerintah(text="Perintah"),
         CompleteDataCollection(units=deliveries()[: draw(st.integers(1, len(SOP.units)))]),
         CreateRancanganAwal(version=version, content_sha256=content, rows=1, pagu_total=1),
-        meeting(version, content),
+        meeting(version, content, state),
         akhir(version, draw(st.integers(1, 4)), blocking=draw(st.integers(0, 1))),
         Initial(step=draw(st.sampled_from([8, 9])), version=version, content_sha256=content),
         signed(version, content),
         ReturnDraft(at_step=draw(st.sampled_from([8, 9, 10])), version=version, content_sha256=content, notes="x"),
         CancelRenja(reason="Dibatalkan"),
         distribute(version, content),
-        receipt(draw(st.sampled_from((*RECIPIENTS, "Dinas Lain")))),
+        receipt(draw(st.sampled_from((*RECIPIENTS, "Dinas Lain"))), state),
     ]
     return role, commands[kind]
 
@@ -208,7 +210,7 @@ def near_miss(draw: st.DrawFn, state: RenjaState) -> tuple[Role, Command]:
     """The guided command with one thing wrong: the role, the version, the hash, or the turn."""
     role, command = draw(guided(state))
     fields = type(command).model_fields
-    flaw = draw(st.sampled_from(["role", "version", "hash", "ahead"]))
+    flaw = draw(st.sampled_from(["role", "version", "hash", "ahead", "early"]))
     due = state.due_step or 1
     if flaw == "ahead" and due < 11:
         # a later step by its own role, with the right versions: only the turn is wrong
@@ -216,6 +218,11 @@ def near_miss(draw: st.DrawFn, state: RenjaState) -> tuple[Role, Command]:
         return SOP.step(later).role, step_command(later, state)
     if flaw == "role":
         return draw(st.sampled_from([r for r in ROLES if r != role])), command
+    if flaw == "early" and isinstance(command, RecordMeeting) and state.awal_created_at is not None:
+        early = state.awal_created_at - timedelta(minutes=draw(st.integers(1, 60 * 24 * 400)))
+        return role, command.model_copy(update={"held_at": early})
+    if flaw == "early" and isinstance(command, RecordReceipt) and state.distributed_at is not None:
+        return role, command.model_copy(update={"received_at": state.distributed_at - timedelta(seconds=1)})
     if flaw == "version" and "version" in fields:
         version = command.version  # type: ignore[union-attr]
         return role, command.model_copy(update={"version": draw(st.sampled_from([version + 1, max(1, version - 1)]))})
@@ -250,6 +257,8 @@ def check_history(events: list[Event], sop: SopDefinition) -> None:
     levels: set[str] = set()
     collected = False
     awal: dict[int, str] = {}
+    awal_at: datetime | None = None
+    distributed_at: datetime | None = None
     met = False
     akhir_versions: dict[int, str] = {}
     current_akhir: tuple[int, str] | None = None
@@ -282,6 +291,7 @@ def check_history(events: list[Event], sop: SopDefinition) -> None:
             if e.stage == "awal":
                 assert collected and not awal
                 awal[e.version] = e.content_sha256
+                awal_at = e.occurred_at
             else:
                 assert met and e.meeting_id == MEETING
                 assert current_akhir is None, "a new Rancangan Akhir only first or after a return"
@@ -292,6 +302,7 @@ def check_history(events: list[Event], sop: SopDefinition) -> None:
                 signature = None
         elif isinstance(e, MeetingHeld):
             assert awal.get(e.draft_version) == e.draft_sha256 and not met
+            assert awal_at is not None and awal_at <= e.held_at <= e.occurred_at, "meeting before its awal or ahead"
             met = True
         elif isinstance(e, Initialed):
             assert akhir_versions.get(e.version) == e.content_sha256
@@ -319,8 +330,10 @@ def check_history(events: list[Event], sop: SopDefinition) -> None:
             assert signature == (e.version, e.content_sha256)
             recipients = {r.name for r in e.recipients}
             closed = "distributed"
+            distributed_at = e.occurred_at
         elif isinstance(e, ReceiptRecorded):
             assert e.recipient in recipients and e.recipient not in receipts
+            assert distributed_at is not None and e.received_at >= distributed_at, "receipt before distribution"
             assert e.actor.role in ("staf", "system")
             receipts.add(e.recipient)
 
