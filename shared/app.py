@@ -33,7 +33,7 @@ from shared.events import Actor, Event
 from shared.eventstore import ConcurrencyConflict, EventTooLarge
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.logging import configure_logging
-from shared.outbox import OutboxRelay, pending_count
+from shared.outbox import OutboxRelay, failed_count, pending_count
 from shared.process import (
     CommandResult,
     Effect,
@@ -236,6 +236,8 @@ def common_router(*, state_route: bool = True) -> APIRouter:
             async with pool.acquire() as conn:
                 await conn.fetchval("SELECT 1")
                 checks["outbox_pending"] = await pending_count(conn)
+                # rows the broker refused for good: an operator must look (publish_error says why)
+                checks["outbox_failed"] = await failed_count(conn)
             checks["postgres"] = True
         except Exception as exc:  # readiness reports, never raises
             checks["postgres"] = False

@@ -8,7 +8,11 @@ Invariants:
 - a batch is sent with the idempotent producer and marked ``published_at`` only after every record in it
   was acknowledged (``acks=all``); a crash in between re-sends, and consumers de-duplicate by event id;
 - ``LISTEN outbox_<service>`` is only a wake-up hint; polling every ``poll_seconds`` is the guarantee;
-- Kafka or Postgres going away is survived: the relay backs off and reconnects by itself.
+- Kafka or Postgres going away is survived: the relay backs off and reconnects by itself;
+- a row the broker refuses for good (too large for the broker: ``PERMANENT_ERRORS``) never blocks the
+  others: it is set aside with ``publish_error``/``publish_failed_at`` (an operator's alarm, reported by
+  ``/readyz``), and the later rows of the same Renja wait behind it so that Renja's order is kept, while
+  every other Renja goes on.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from shared.cloudevents import build_headers
 from shared.eventstore import notify_channel
@@ -30,6 +35,9 @@ from shared.kafka import start_producer
 log = structlog.get_logger(__name__)
 
 AfterAck = Callable[[list[int]], Awaitable[None]]
+
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
+"""Send errors that no retry can cure for that record (anything else is retried with backoff)."""
 
 
 def advisory_key(service: str) -> int:
@@ -111,7 +119,8 @@ class OutboxRelay:
         rows = await self._fetch(conn, [])
         if not rows:
             return 0
-        seqs = await self._send(producer, rows)
+        seqs, refused = await self._send(producer, rows)
+        await self._set_aside(conn, refused)
         await self._mark(conn, seqs)
         return len(rows)
 
@@ -130,10 +139,11 @@ class OutboxRelay:
         try:
             rows = await self._fetch(conn, [])
             while rows:
-                seqs = await self._send(producer, rows)
+                seqs, refused = await self._send(producer, rows)
                 if marking is not None:
                     await marking  # the previous batch: acknowledged before this one was even selected
                     marking = None
+                await self._set_aside(conn, refused)  # before the next select, which must skip their streams
                 total += len(rows)
                 next_rows = await self._fetch(conn, seqs) if len(rows) >= self.batch_max else []
                 marking = asyncio.create_task(self._mark(conn, seqs))
@@ -155,17 +165,28 @@ class OutboxRelay:
             await conn.fetch(
                 "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
                 " headers->>'traceparent' AS traceparent"
-                " FROM events WHERE published_at IS NULL AND seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $1",
+                " FROM events e WHERE published_at IS NULL AND publish_failed_at IS NULL"
+                " AND seq <> ALL($2::bigint[])"
+                " AND NOT EXISTS (SELECT 1 FROM events f WHERE f.stream_id = e.stream_id"
+                "                 AND f.publish_failed_at IS NOT NULL AND f.published_at IS NULL)"
+                " ORDER BY seq LIMIT $1",
                 self.batch_max,
                 in_flight,
             )
         )
 
-    async def _send(self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]) -> list[int]:
+    async def _send(
+        self, producer: AIOKafkaProducer, rows: list[asyncpg.Record]
+    ) -> tuple[list[int], list[tuple[asyncpg.Record, str]]]:
         """Send ``rows`` and wait until the broker acknowledged every one (acks=all); then ``after_ack``."""
         futures = []
         topic = self.topic
+        sent: list[asyncpg.Record] = []
+        refused: list[tuple[asyncpg.Record, str]] = []
+        blocked: set[Any] = set()  # streams with a refused row: their later rows wait behind it
         for r in rows:
+            if r["stream_id"] in blocked:
+                continue
             headers = build_headers(
                 event_id=r["event_id"],
                 source=r["source"],
@@ -174,21 +195,54 @@ class OutboxRelay:
                 subject=r["stream_id"],
                 traceparent=r["traceparent"],
             )
-            futures.append(
-                await producer.send(topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers)
-            )
+            try:
+                futures.append(
+                    await producer.send(
+                        topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
+                    )
+                )
+                sent.append(r)
+            except PERMANENT_ERRORS as exc:
+                refused.append((r, f"{type(exc).__name__}: {exc}"))
+                blocked.add(r["stream_id"])
         await asyncio.gather(*futures)  # every record acknowledged by the broker (acks=all)
-        seqs = [r["seq"] for r in rows]
+        seqs = [r["seq"] for r in sent]
         if self.after_ack is not None:
             await self.after_ack(seqs)
-        return seqs
+        return seqs, refused
+
+    async def _set_aside(self, conn: asyncpg.Connection, refused: list[tuple[asyncpg.Record, str]]) -> None:
+        """Record rows the broker will never take, so the relay stops retrying them (an operator alarm)."""
+        if not refused:
+            return
+        await conn.executemany(
+            "UPDATE events SET publish_error = $2, publish_failed_at = now() WHERE seq = $1",
+            [(r["seq"], reason[:2000]) for r, reason in refused],
+        )
+        for r, reason in refused:
+            log.error(
+                "outbox_row_set_aside",
+                seq=r["seq"],
+                event_id=str(r["event_id"]),
+                renja_id=str(r["stream_id"]),
+                reason=reason[:500],
+            )
 
     async def _mark(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+        if not seqs:
+            return
         await conn.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
         self.published_total += len(seqs)
         log.debug("outbox_published", count=len(seqs), first_seq=seqs[0], last_seq=seqs[-1])
 
 
 async def pending_count(conn: asyncpg.Connection) -> int:
-    """How many events still wait for the relay (an operator metric)."""
+    """How many events still wait for the relay (an operator metric; set-aside rows included)."""
     return int(await conn.fetchval("SELECT count(*) FROM events WHERE published_at IS NULL"))
+
+
+async def failed_count(conn: asyncpg.Connection) -> int:
+    """How many events the broker refused for good and wait for an operator (``publish_error`` says why)."""
+    return int(
+        await conn.fetchval("SELECT count(*) FROM events WHERE publish_failed_at IS NOT NULL AND published_at IS NULL")
+    )

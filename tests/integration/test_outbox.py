@@ -163,3 +163,39 @@ async def test_relay_publishes_a_burst_in_batches_in_stream_order(
     records = await read_all(settings.kafka_bootstrap, topic, expect=1200)
     assert ids(records) == [str(e.event_id) for e in events]  # one key, one partition, log order kept
     await conn.close()
+
+
+async def test_a_row_the_broker_refuses_is_set_aside_and_blocks_only_its_own_renja(
+    scratch_db: str, topic: str, settings: ServiceSettings
+) -> None:
+    conn = await asyncpg.connect(scratch_db)
+    stuck, other = uuid4(), uuid4()
+    huge = directive(stuck, text="x" * 1_200_000)  # bigger than the producer's 1 MiB request limit
+    # Written past the append() size guard on purpose: a row that is already in an outbox (an older
+    # version, a broker with a smaller limit) must not stop the relay.
+    await conn.execute(
+        "INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data)"
+        " VALUES ($1, $2, 1, $3, 'directive', $4, $5::jsonb)",
+        huge.event_id,
+        stuck,
+        huge.event_type,
+        huge.occurred_at,
+        huge.model_dump_json(),
+    )
+    async with conn.transaction():
+        behind = directive(stuck, text="after the huge one")
+        await append(conn, service="t", stream_id=stuck, expected_version=1, events=[behind])
+        fine = directive(other, text="another Renja")
+        await append(conn, service="t", stream_id=other, expected_version=0, events=[fine])
+    relay = OutboxRelay(dsn=scratch_db, service="t", bootstrap=settings.kafka_bootstrap, topic=topic, poll_seconds=0.2)
+    async with running(relay):
+        await wait_published(scratch_db, 1)
+        await asyncio.sleep(1.0)  # several more passes: the relay keeps running and does not retry it
+    assert relay.is_leader is False  # stopped by the context manager
+    rows = {r["event_id"]: r for r in await conn.fetch("SELECT * FROM events")}
+    assert rows[huge.event_id]["publish_error"].startswith("MessageSizeTooLargeError")
+    assert rows[huge.event_id]["published_at"] is None
+    assert rows[behind.event_id]["published_at"] is None  # waits behind it: that Renja's order is kept
+    assert rows[fine.event_id]["published_at"] is not None
+    assert ids(await read_all(settings.kafka_bootstrap, topic, expect=1)) == [str(fine.event_id)]
+    await conn.close()
