@@ -27,8 +27,26 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.documents import store
-from services.documents.draft import ChangeError, DraftDiff, DraftMeta, apply_changes, content_sha256, diff, pagu_total
-from services.documents.findings import Finding, Nomenclature, Renstra, compute_findings
+from services.documents.draft import (
+    ChangeError,
+    DraftDiff,
+    DraftMeta,
+    SkippedChange,
+    apply_changes,
+    apply_notulen_changes,
+    content_sha256,
+    diff,
+    pagu_total,
+)
+from services.documents.findings import (
+    RULE_NOTULEN_NOT_APPLIED,
+    Finding,
+    Nomenclature,
+    Renstra,
+    compute_findings,
+    notulen_findings,
+    ordered,
+)
 from services.documents.intake import PAGU_MAX, IntakeError, Row, check_upload, parse_rows
 from services.documents.rendering import (
     MeetingDoc,
@@ -249,6 +267,12 @@ class DraftCreatedPublic(BaseModel):
     pdf_sha256: str
     docx_sha256: str
     applied_changes: list[RequestedChange]
+    skipped_changes: list[SkippedChange] = Field(
+        default_factory=list,
+        description="notulen changes that do not apply to the draft (unknown kode...), each with the reason; "
+        "also listed in the note and as `notulen_change_not_applied` warning findings",
+    )
+    note: str = ""
     events: list[dict[str, str]]
     next_step: dict[str, Any] | None
 
@@ -400,8 +424,10 @@ async def _build_draft(
     based_on: DraftRecord | None = None,
     applied: Sequence[RequestedChange] = (),
     note: str = "",
+    extra_findings: Sequence[Finding] = (),
 ) -> DraftRecord:
-    """Steps 5/7: the next draft version of ``rows``: canonical hash, findings, rendered files."""
+    """Steps 5/7: the next draft version of ``rows``: canonical hash, findings (the checks' plus
+    ``extra_findings``), rendered files."""
     if state.fiscal_year is None:
         raise HTTPException(409, "The Renja's OPD and fiscal year are not known yet (no arahan received).")
     meta = DraftMeta(
@@ -413,8 +439,16 @@ async def _build_draft(
         nomenclature=docs.nomenclature.regulation,
         renstra=docs.renstra.title,
     )
-    findings = compute_findings(
-        rows, nomenclature=docs.nomenclature, renstra=docs.renstra, government_level=docs.settings.government_level
+    findings = ordered(
+        [
+            *compute_findings(
+                rows,
+                nomenclature=docs.nomenclature,
+                renstra=docs.renstra,
+                government_level=docs.settings.government_level,
+            ),
+            *extra_findings,
+        ]
     )
     pdf, docx = await _render_draft(docs, meta, rows, findings)
     return DraftRecord(
@@ -438,7 +472,7 @@ async def _build_draft(
     )
 
 
-def _draft_respond(record: DraftRecord, docs: Documents) -> Any:
+def _draft_respond(record: DraftRecord, docs: Documents, skipped: Sequence[SkippedChange] = ()) -> Any:
     def respond(events: Sequence[Event], state: RenjaState) -> Any:
         step = next_step(state, docs.sop)
         return DraftCreatedPublic(
@@ -456,6 +490,8 @@ def _draft_respond(record: DraftRecord, docs: Documents) -> Any:
             pdf_sha256=record.pdf_sha256,
             docx_sha256=record.docx_sha256,
             applied_changes=list(record.applied_changes),
+            skipped_changes=list(skipped),
+            note=record.note,
             events=[{"event_id": str(e.event_id), "type": e.event_type} for e in events],
             next_step=None if step is None else {"number": step.number, "role": step.role},
         ).model_dump(mode="json")
@@ -756,7 +792,8 @@ async def _create_awal(docs: Documents, renja_id: UUID, request: Request, actor:
         **COMMAND_ERRORS,
         422: {
             "model": ErrorBody,
-            "description": "a change cannot be applied (unknown kode, field or amount), or an invalid request",
+            "description": "one of the request's own `changes` cannot be applied (unknown kode, field or amount), "
+            "or an invalid request; a notulen change that does not apply is skipped and reported instead",
         },
     },
 )
@@ -764,7 +801,11 @@ async def create_akhir(
     renja_id: UUID, body: AkhirCreate, request: Request, actor: Annotated[Actor, Depends(SOP_ACTOR)]
 ) -> JSONResponse:
     """The new version = the latest draft + the meeting's ``requested_changes`` (once: not again on a
-    draft that already applied them, e.g. after a return) + ``body.changes``, in that order."""
+    draft that already applied them, e.g. after a return) + ``body.changes``, in that order.
+
+    A notulen change that does not apply to the draft (unknown or duplicated kode...) is skipped and
+    reported in ``skipped_changes``, the note and a ``notulen_change_not_applied`` warning finding; a bad
+    change in ``body.changes`` refuses the request (422) and nothing is created."""
     docs = documents(request)
     async with docs.draft_lock(renja_id):
         if (replay := await _replayed(request, actor)) is not None:
@@ -784,13 +825,24 @@ async def _create_akhir(
     if meeting is None or base is None:
         raise HTTPException(409, f"The notulen of meeting {state.meeting_id} has not reached this service yet; retry.")
     already = base.meta.stage == "akhir" and base.meeting_id == state.meeting_id
-    changes = [*(() if already else store.meeting_event(meeting).requested_changes), *body.changes]
+    notulen = () if already else store.meeting_event(meeting).requested_changes
+    # The notulen's changes apply one by one (a final record: one that does not fit is reported, never a
+    # refusal); the staff's own changes are all or nothing (their request: they can correct it).
+    rows, applied, skipped = apply_notulen_changes(base.rows, notulen)
     try:
-        rows = apply_changes(base.rows, changes)
+        rows = apply_changes(rows, body.changes)
     except ChangeError as exc:
         raise HTTPException(422, f"A change cannot be applied to draft version {base.meta.version}: {exc}") from exc
+    # After a return the notulen is not applied again, so what it could not apply is carried over as is.
+    carried = [f for f in base.findings if f.rule == RULE_NOTULEN_NOT_APPLIED] if already else []
+    note = body.note
+    if skipped:
+        listed = "; ".join(f"{k.change.kode} {k.change.field}: {k.reason}" for k in skipped)
+        note = f"{note}\n\n" if note else ""
+        note += f"Perubahan notulen yang tidak dapat diterapkan ({len(skipped)}): {listed}"
+    extra = [*carried, *notulen_findings((k.change, k.reason) for k in skipped)]
     record = await _build_draft(docs, state, rows, renja_id=renja_id, stage="akhir", actor=actor, based_on=base,
-                                applied=changes, note=body.note)  # fmt: skip
+                                applied=[*applied, *body.changes], note=note, extra_findings=extra)  # fmt: skip
     assert record.meeting_id is not None and record.notulen_sha256 is not None
     command = CreateRancanganAkhir(
         version=record.meta.version, content_sha256=record.content_sha256, based_on_version=base.meta.version,
@@ -801,7 +853,9 @@ async def _create_akhir(
     async def keep(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:
         await store.insert_draft(conn, record)
 
-    return await run_command(request, actor, renja_id, command, effect=keep, respond=_draft_respond(record, docs))
+    return await run_command(
+        request, actor, renja_id, command, effect=keep, respond=_draft_respond(record, docs, skipped)
+    )
 
 
 @router.get(

@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.documents.intake import Row, normalise_header, parse_rupiah
+from services.documents.intake import Row
 from shared.events.models import RequestedChange
+from shared.requested_changes import EDITABLE_FIELDS, MONEY_FIELDS, parse_rupiah
+from shared.requested_changes import resolve_field as resolve_editable
 
 CANONICAL_FORMAT = "renja-draft/1"
 """Bump when the canonical layout changes, so old hashes stay explainable."""
@@ -95,71 +97,88 @@ def pagu_total(rows: Sequence[Row]) -> int:
     return sum(r.pagu or 0 for r in rows if r.level == "program")
 
 
-_EDITABLE: dict[str, str] = {
-    "nama": "nama",
-    "indikator": "indikator",
-    "target": "target",
-    "satuan": "satuan",
-    "pagu": "pagu",
-    "sumber_dana": "sumber_dana",
-    "lokasi": "lokasi",
-    "catatan": "catatan",
-    "target_n1": "target_n1",
-    "pagu_n1": "pagu_n1",
-}
-_FIELD_ALIASES: dict[str, str] = {
-    "uraian": "nama",
-    "pagu indikatif": "pagu",
-    "pagu rkpd": "pagu",
-    "sumber": "sumber_dana",
-    "sumber dana": "sumber_dana",
-    "target n 1": "target_n1",
-    "target n1": "target_n1",
-    "pagu n 1": "pagu_n1",
-    "pagu n1": "pagu_n1",
-    "catatan penting": "catatan",
-}
-
-
 def resolve_field(name: str) -> str:
     """Map a notulen's field name (``"Pagu Indikatif"``, ``"sumber dana"``, ``"pagu_n1"``) to a ``Row``
-    field; raises ``ChangeError`` for ``kode``/``level``/``unit`` (identity, not content) or unknown names."""
-    norm = normalise_header(name)
-    resolved = _EDITABLE.get(norm.replace(" ", "_")) or _FIELD_ALIASES.get(norm)
+    field (one of ``shared.requested_changes.EDITABLE_FIELDS``, the list the meetings service validates
+    against); raises ``ChangeError`` for ``kode``/``level``/``unit`` (identity, not content) or unknown names."""
+    resolved = resolve_editable(name)
     if resolved is None:
-        raise ChangeError(f"kolom '{name}' tidak dapat diubah lewat notulen")
+        raise ChangeError(f"kolom '{name}' tidak dapat diubah lewat notulen (bisa: {', '.join(EDITABLE_FIELDS)})")
     return resolved
 
 
-def apply_changes(rows: Sequence[Row], requested_changes: Sequence[RequestedChange]) -> list[Row]:
-    """Step 7: apply the notulen's requested changes, in order, to the Rancangan Awal's rows.
+def apply_change(rows: Sequence[Row], change: RequestedChange) -> list[Row]:
+    """Step 7: ``rows`` with one requested change applied (a new list; inputs are not mutated).
 
     ``new_value`` is text; for ``pagu``/``pagu_n1`` it is parsed as rupiah (``"Rp 1.500.000"``, empty =
-    None). Returns new rows in the input order (inputs are not mutated). Raises ``ChangeError`` for an
-    unknown kode, a kode that occurs more than once (ambiguous), a non-editable field or a bad amount;
-    nothing is applied then (all or nothing).
+    None). Raises ``ChangeError`` for an unknown kode, a kode that occurs more than once (ambiguous), a
+    non-editable field, a bad amount or an empty nama.
+    """
+    positions = [i for i, r in enumerate(rows) if r.kode == change.kode]
+    if not positions:
+        raise ChangeError(f"kode '{change.kode}' tidak ada di rancangan")
+    if len(positions) > 1:
+        raise ChangeError(f"kode '{change.kode}' muncul {len(positions)} kali; perubahan ambigu")
+    name = resolve_field(change.field)
+    value: str | int | None
+    if name in MONEY_FIELDS:
+        try:
+            value = parse_rupiah(change.new_value)
+        except ValueError as exc:
+            raise ChangeError(f"{change.kode} {change.field}: {exc}") from exc
+    else:
+        value = change.new_value.strip()
+        if name == "nama" and not value:
+            raise ChangeError(f"{change.kode}: nama tidak boleh kosong")
+    (i,) = positions
+    result = list(rows)
+    result[i] = result[i].model_copy(update={name: value})
+    return result
+
+
+def apply_changes(rows: Sequence[Row], requested_changes: Sequence[RequestedChange]) -> list[Row]:
+    """Step 7: apply the staff's changes, in order, all or nothing (``apply_change`` for each).
+
+    Returns new rows in the input order. Raises ``ChangeError`` at the first change that cannot apply;
+    nothing is applied then.
     """
     result = list(rows)
     for change in requested_changes:
-        positions = [i for i, r in enumerate(result) if r.kode == change.kode]
-        if not positions:
-            raise ChangeError(f"kode '{change.kode}' tidak ada di rancangan")
-        if len(positions) > 1:
-            raise ChangeError(f"kode '{change.kode}' muncul {len(positions)} kali; perubahan ambigu")
-        name = resolve_field(change.field)
-        value: str | int | None
-        if name in ("pagu", "pagu_n1"):
-            try:
-                value = parse_rupiah(change.new_value)
-            except ValueError as exc:
-                raise ChangeError(f"{change.kode} {change.field}: {exc}") from exc
-        else:
-            value = change.new_value.strip()
-            if name == "nama" and not value:
-                raise ChangeError(f"{change.kode}: nama tidak boleh kosong")
-        (i,) = positions
-        result[i] = result[i].model_copy(update={name: value})
+        result = apply_change(result, change)
     return result
+
+
+class SkippedChange(BaseModel):
+    """A notulen change that could not be applied to the draft, and why (Indonesian, for the staff)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    change: RequestedChange
+    reason: str
+
+
+def apply_notulen_changes(
+    rows: Sequence[Row], requested_changes: Sequence[RequestedChange]
+) -> tuple[list[Row], list[RequestedChange], list[SkippedChange]]:
+    """Step 7: apply the notulen's changes one by one, skipping each that does not apply to these rows.
+
+    Returns (rows, applied changes, skipped changes with the reason), all in notulen order. Why lenient:
+    the notulen is a fact already on the log (``MeetingHeld``); a change in it that names a kode missing
+    from the draft, say, cannot be corrected any more, and refusing the whole Rancangan Akhir for it would
+    block the Renja at step 7 forever. The skipped ones are reported (response, note, warning findings) so
+    the staff and the reviewers (steps 8-10) see what the meeting asked and the draft does not hold.
+    """
+    result = list(rows)
+    applied: list[RequestedChange] = []
+    skipped: list[SkippedChange] = []
+    for change in requested_changes:
+        try:
+            result = apply_change(result, change)
+        except ChangeError as exc:
+            skipped.append(SkippedChange(change=change, reason=str(exc)))
+        else:
+            applied.append(change)
+    return result, applied, skipped
 
 
 _COMPARED = ("nama", "indikator", "target", "satuan", "pagu", "sumber_dana", "lokasi", "catatan", "target_n1",

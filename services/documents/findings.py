@@ -33,6 +33,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from services.documents.intake import Level, Row, level_of
+from shared.events.models import RequestedChange
 
 Severity = Literal["blocking", "warning"]
 
@@ -432,6 +433,36 @@ def compute_findings(
         findings += _nomenclature_findings(rows, nomenclature)
     if renstra is not None:
         findings += _renstra_findings(rows, renstra)
+    return ordered(findings)
+
+
+RULE_NOTULEN_NOT_APPLIED = "notulen_change_not_applied"
+SOURCE_NOTULEN = (
+    "SOP Penyusunan Renja langkah 7 (Rancangan Awal diperbaiki berdasarkan Notulen menjadi Rancangan Akhir)"
+)
+
+
+def notulen_findings(skipped: Iterable[tuple[RequestedChange, str]]) -> list[Finding]:
+    """One **warning** per notulen change the Rancangan Akhir could not apply (``(change, reason)`` pairs).
+
+    Warning, not blocking: the notulen is final (step 6 is done) and the staff cannot correct it, so a
+    block would stop the Renja for good; the reviewers at steps 8-10 see and acknowledge what the meeting
+    asked that the draft does not hold, and may return it to step 7 with instructions.
+    """
+    return [
+        Finding(
+            severity="warning",
+            rule=RULE_NOTULEN_NOT_APPLIED,
+            codes=(change.kode,),
+            message=f"notulen change not applied: {change.kode} {change.field} = {change.new_value!r} ({reason})",
+            source=SOURCE_NOTULEN,
+        )
+        for change, reason in skipped
+    ]
+
+
+def ordered(findings: Iterable[Finding]) -> list[Finding]:
+    """``findings`` in ``compute_findings``' order: blocking first, then by rule, codes and message."""
     return sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.rule, f.codes, f.message))
 
 

@@ -26,6 +26,28 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from shared.events.models import FileRef
+from shared.requested_changes import PAGU_MAX, parse_rupiah, thousands
+from shared.requested_changes import normalise_label as normalise_header
+
+__all__ = [
+    "PAGU_MAX",
+    "FieldName",
+    "FileCheck",
+    "IntakeError",
+    "Level",
+    "Row",
+    "RowError",
+    "check_upload",
+    "level_of",
+    "normalise_file_name",
+    "normalise_header",
+    "parse_csv",
+    "parse_rows",
+    "parse_rupiah",
+    "parse_xlsx",
+    "program_of",
+    "split_rows_by_program",
+]
 
 Level = Literal["program", "kegiatan", "sub_kegiatan"]
 FieldName = Literal[
@@ -166,81 +188,8 @@ def check_upload(name: str, data: bytes, max_bytes: int) -> FileCheck:
 
 
 # --- values ------------------------------------------------------------------------------------------
-
-PAGU_MAX = 2**63 - 1
-"""The largest pagu (rupiah) a cell may hold: what a PostgreSQL ``bigint`` stores (the services keep
-amounts and totals there). Real pagu are twelve orders of magnitude smaller; a larger number is a typo
-or a pasted identifier, and must be a row error, not a database failure."""
-
-_THOUSANDS_DOT = re.compile(r"\d{1,3}(\.\d{3})+")
-_THOUSANDS_COMMA = re.compile(r"\d{1,3}(,\d{3})+")
-
-
-def parse_rupiah(value: object) -> int | None:
-    """Parse a pagu cell into whole rupiah; ``None`` for an empty cell or "-".
-
-    Accepts ``1234567``, ``1.234.567``, ``1,234,567``, ``Rp 1.234.567,00``, ``1234567.00`` and XLSX
-    numbers. The last of ``.``/``,`` is the decimal separator when both occur; a lone separator followed
-    by exactly three digits in groups is a thousands separator (Indonesian ``1.234`` = 1234).
-    Raises ``ValueError`` (Indonesian message) for text, negative amounts, non-zero sen and amounts
-    above ``PAGU_MAX``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("bukan angka rupiah")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError("pagu tidak boleh negatif")
-        if value > PAGU_MAX:
-            raise ValueError(f"pagu {_thousands(value)} melebihi batas {_thousands(PAGU_MAX)} rupiah")
-        return value
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"pagu harus rupiah bulat, bukan {value}")
-        return parse_rupiah(int(value))
-    text = str(value).replace("\u00a0", " ").strip()
-    if text in {"", "-", "–", "—"}:
-        return None
-    text = re.sub(r"^(rp\.?|idr)\s*", "", text, flags=re.IGNORECASE).replace(" ", "")
-    if text.startswith("-") or (text.startswith("(") and text.endswith(")")):
-        raise ValueError("pagu tidak boleh negatif")
-    if not re.fullmatch(r"[0-9.,]+", text) or not re.search(r"[0-9]", text):
-        raise ValueError(f"'{value}' bukan angka rupiah")
-    whole, fraction = _split_decimal(text)
-    if fraction.strip("0"):
-        raise ValueError(f"pagu harus rupiah bulat, bukan '{value}'")
-    if len(whole.lstrip("0")) > len(str(PAGU_MAX)):
-        # Checked on the digits: int() of thousands of digits is slow, and refused by Python beyond 4300.
-        raise ValueError(f"pagu '{text[:40]}' melebihi batas {_thousands(PAGU_MAX)} rupiah")
-    return parse_rupiah(int(whole))
-
-
-def _thousands(value: int) -> str:
-    """``1234567`` -> ``"1.234.567"`` (Indonesian thousands separator), for messages."""
-    return f"{value:,}".replace(",", ".")
-
-
-def _split_decimal(text: str) -> tuple[str, str]:
-    """Split a separator-laden number into (integer digits, fraction digits); ValueError if malformed."""
-    has_dot, has_comma = "." in text, "," in text
-    if has_dot and has_comma:
-        decimal = "." if text.rfind(".") > text.rfind(",") else ","
-        thousands = "," if decimal == "." else "."
-        head, _, fraction = text.rpartition(decimal)
-        pattern = _THOUSANDS_COMMA if thousands == "," else _THOUSANDS_DOT
-        if not (pattern.fullmatch(head) or head.isdigit()) or not fraction.isdigit():
-            raise ValueError(f"'{text}' bukan angka rupiah yang sah")
-        return head.replace(thousands, ""), fraction
-    for sep, pattern in ((".", _THOUSANDS_DOT), (",", _THOUSANDS_COMMA)):
-        if sep in text:
-            if pattern.fullmatch(text):
-                return text.replace(sep, ""), ""
-            head, _, fraction = text.partition(sep)
-            if head.isdigit() and fraction.isdigit():
-                return head, fraction
-            raise ValueError(f"'{text}' bukan angka rupiah yang sah")
-    return text, ""
+# Rupiah amounts are parsed by ``shared.requested_changes.parse_rupiah`` (bounded by ``PAGU_MAX``), the
+# same parser the notulen's requested changes go through at steps 6 and 7.
 
 
 def _text(value: object) -> str:
@@ -260,12 +209,6 @@ def level_of(kode: str) -> Level | None:
 
 
 # --- headers -----------------------------------------------------------------------------------------
-
-
-def normalise_header(text: str) -> str:
-    """Lowercase, accents and punctuation folded to spaces: ``"Pagu_Indikatif (Rp)"`` -> ``"pagu indikatif rp"``."""
-    folded = unicodedata.normalize("NFKC", text).casefold().replace("+", " ")
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", folded).split())
 
 
 _ALIASES: dict[FieldName, tuple[str, ...]] = {
@@ -402,7 +345,7 @@ def _csv_grid(name: str, data: bytes) -> _Grid:
 
 def _csv_problem(exc: csv.Error) -> str:
     if "field limit" in str(exc):
-        limit = _thousands(csv.field_size_limit())
+        limit = thousands(csv.field_size_limit())
         return f"sebuah sel lebih panjang dari {limit} karakter; periksa tanda kutip yang tidak ditutup"
     return f"baris CSV tidak dapat dibaca ({exc})"
 
@@ -613,7 +556,7 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
                         row=None,
                         column=col.label if col else name,
                         column_letter=_column_letter(col.index) if col else None,
-                        message=f"jumlah {name} tingkat {level} melebihi batas {_thousands(PAGU_MAX)} rupiah",
+                        message=f"jumlah {name} tingkat {level} melebihi batas {thousands(PAGU_MAX)} rupiah",
                     )
                 )
     if errors:

@@ -2,7 +2,8 @@
 
 Owns (pure, no I/O, no clock):
 - the request shapes of the meeting, its *daftar hadir* (attendance list) and its *notulen* (minutes),
-  with their validation (≥ 1 attendee present, NIP 18 digits when given, no NIP listed twice, ≥ 1 point);
+  with their validation (≥ 1 attendee present, NIP 18 digits when given, no NIP listed twice, ≥ 1 point,
+  every requested change valid by ``shared.requested_changes.change_problems``);
 - the canonical JSON of a notulen and its SHA-256 (``MeetingHeld.notulen_sha256``);
 - when a meeting may be scheduled (step 6 due, on the current Rancangan Awal, at a plausible time) and
   the ``RecordMeeting`` command built once both records exist.
@@ -19,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Attendee, RequestedChange
 from shared.events.models import Sha256Hex, UtcDatetime
+from shared.requested_changes import change_problems
 from shared.sop import (
     DomainError,
     InvalidCommand,
@@ -174,6 +176,22 @@ class NotulenIn(_Input):
     points: tuple[Annotated[Text, Field(min_length=1, max_length=5000)], ...] = Field(min_length=1, max_length=500)
     decisions: tuple[Annotated[Text, Field(min_length=1, max_length=5000)], ...] = Field(default=(), max_length=500)
     requested_changes: tuple[RequestedChange, ...] = Field(default=(), max_length=2000)
+
+    @field_validator("requested_changes")
+    @classmethod
+    def _changes_apply_to_a_renja_row(cls, changes: tuple[RequestedChange, ...]) -> tuple[RequestedChange, ...]:
+        # Checked here, before the notulen becomes a final fact (MeetingHeld), with the rules the documents
+        # service applies at step 7 (shared.requested_changes): a kode in the nomenclature's format, an
+        # editable field, a rupiah amount for pagu/pagu_n1. Whether the kode is in the draft is step 7's.
+        problems = [
+            f"requested_changes[{i}] (kode {c.kode!r}, field {c.field!r}): {problem}"
+            for i, c in enumerate(changes)
+            for problem in change_problems(c)
+        ]
+        if problems:
+            more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
+            raise ValueError("; ".join(problems[:10]) + more)
+        return changes
 
 
 def canonical_notulen(meeting_id: UUID, draft_version: int, draft_sha256: str, notulen: NotulenIn) -> bytes:

@@ -356,6 +356,79 @@ async def test_collection_is_refused_while_a_unit_is_missing(
 # --- steps 5 to 10 -----------------------------------------------------------------------------------
 
 
+async def test_a_notulen_change_that_does_not_apply_is_skipped_and_reported_never_a_permanent_422(
+    service: tuple[httpx.AsyncClient, DocumentsSettings], topic: str
+) -> None:
+    client, s = service
+    sop = load_sop(s.sop_file)
+    driven = await publish_until(s, topic, step=3, sop=sop)
+    rid = driven.renja_id
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 4)
+    await deliver_everything(client, s, rid, sop)
+    assert (await client.post(f"/renja/{rid}/collection/complete", headers=auth(s, "staf"))).status_code == 201
+    awal = (await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "staf"))).json()
+    await observe_own_events(driven, s, topic, expect=5)
+
+    # A notulen already on the log (written before the meetings service validated changes, or naming a
+    # kode the draft does not have): one good change and three that cannot apply.
+    changes = (
+        RequestedChange(kode="5.01.01.2.02", field="pagu", new_value="6.361.771.800"),
+        RequestedChange(kode="9.99.99", field="pagu", new_value="-5"),
+        RequestedChange(kode="5.01.01.2.09", field="kode", new_value="5.01.01.2.10"),
+        RequestedChange(kode="5.01.99", field="nama", new_value="Program baru"),
+    )
+    now = datetime.now(UTC)
+    meeting = RecordMeeting(
+        meeting_id=uuid4(), draft_version=1, draft_sha256=awal["content_sha256"], held_at=now,
+        notulen_sha256=hashlib.sha256(b"notulen lama").hexdigest(), attendees=(Attendee(name="Peserta"),),
+        points=("Pembahasan",), requested_changes=changes,
+    )  # fmt: skip
+    ctx = CommandContext(renja_id=rid, actor=actor("staf"), source="meetings", event_id=uuid4(),
+                         correlation_id=driven.state.correlation_id or rid, now=now)  # fmt: skip
+    (held_event,) = decide(driven.state, meeting, ctx, sop)
+    driven.observe(held_event)
+    await publish(s, topic, [held_event])
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 7)
+
+    # The staff's own bad change is still refused, and nothing is created.
+    bad = {"changes": [{"kode": "9.99.99", "field": "pagu", "new_value": "1"}]}
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json=bad)
+    assert r.status_code == 422 and "9.99.99" in r.json()["message"]
+    assert await db_count(s, "SELECT count(*) FROM drafts WHERE renja_id = $1", rid) == 1
+
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json={"note": "Sesuai notulen"})
+    assert r.status_code == 201, r.text
+    akhir = r.json()
+    assert [c["kode"] for c in akhir["applied_changes"]] == ["5.01.01.2.02"]
+    skipped = {c["change"]["kode"]: c["reason"] for c in akhir["skipped_changes"]}
+    assert list(skipped) == ["9.99.99", "5.01.01.2.09", "5.01.99"]
+    assert "tidak ada" in skipped["9.99.99"] and "tidak dapat diubah" in skipped["5.01.01.2.09"]
+    assert akhir["note"].startswith("Sesuai notulen") and "9.99.99" in akhir["note"] and "5.01.99" in akhir["note"]
+    findings = (await client.get(f"/renja/{rid}/drafts/2/findings", headers=auth(s, "auditor"))).json()
+    notulen = [f for f in findings if f["rule"] == "notulen_change_not_applied"]
+    assert [(f["severity"], f["codes"]) for f in notulen] == [
+        ("warning", ["5.01.01.2.09"]), ("warning", ["5.01.99"]), ("warning", ["9.99.99"])
+    ]  # fmt: skip
+    assert all(f["message"].startswith("notulen change not applied: ") for f in notulen)
+    assert akhir["warning_findings"] == sum(f["severity"] == "warning" for f in findings)
+    r = await client.get(f"/renja/{rid}/drafts/2", headers=auth(s, "auditor"))
+    assert "9.99.99" in r.json()["note"]
+
+    # Returned at step 8: the next version does not apply the notulen again, and still reports what it lacks.
+    await observe_own_events(driven, s, topic, expect=7)
+    ret = ReturnDraft(at_step=8, version=2, content_sha256=akhir["content_sha256"], notes="Lengkapi")
+    ctx = CommandContext(renja_id=rid, actor=actor("kasubag_pp"), source="approvals", event_id=uuid4(),
+                         correlation_id=rid, now=datetime.now(UTC))  # fmt: skip
+    (returned,) = decide(driven.state, ret, ctx, sop)
+    await publish(s, topic, [returned])
+    await wait_state(client, s, rid, until=lambda st: st["due_step"] == 7 and st["returns"] == 1)
+    r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json={})
+    assert r.status_code == 201, r.text
+    assert r.json()["applied_changes"] == [] and r.json()["skipped_changes"] == []
+    findings = (await client.get(f"/renja/{rid}/drafts/3/findings", headers=auth(s, "auditor"))).json()
+    assert len([f for f in findings if f["rule"] == "notulen_change_not_applied"]) == 3
+
+
 async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     service: tuple[httpx.AsyncClient, DocumentsSettings], topic: str
 ) -> None:

@@ -187,8 +187,33 @@ async def test_bad_attendance_and_minutes_get_422(topic: str) -> None:
         assert r.status_code == 422 and "points" in r.json()["message"]
         r = await client.put(f"{url}/minutes", json={**MINUTES, "points": ["  "]}, headers=auth(s, "staf"))
         assert r.status_code == 422 and "points" in r.json()["message"]
+        # A requested change that could never apply to a Renja row is refused before it becomes final.
+        for change, words in (
+            ({"kode": "9.99.99", "field": "pagu", "new_value": "-5"}, "rupiah"),
+            ({"kode": "5.01.01", "field": "pagu_n1", "new_value": "sejuta"}, "rupiah"),
+            ({"kode": "5.01.01", "field": "pagu", "new_value": str(2**63)}, "rupiah"),
+            ({"kode": "5.01.01", "field": "pagu", "new_value": ""}, "needs an amount"),
+            ({"kode": "5.1.1", "field": "nama", "new_value": "Program"}, "nomenclature code"),
+            ({"kode": "5.01.01 ", "field": "nama", "new_value": "Program"}, "nomenclature code"),
+            ({"kode": "5.01.01", "field": "kode", "new_value": "5.01.02"}, "cannot be changed"),
+            ({"kode": "5.01.01", "field": "warna", "new_value": "merah"}, "cannot be changed"),
+            ({"kode": "5.01.01", "field": "nama", "new_value": "  "}, "nama cannot be empty"),
+        ):
+            good = {"kode": "5.01.01.2.01", "field": "Pagu Indikatif", "new_value": "Rp 1.250.000.000"}
+            body = {**MINUTES, "requested_changes": [good, change]}
+            r = await client.put(f"{url}/minutes", json=body, headers=auth(s, "staf"))
+            assert r.status_code == 422 and r.json()["error"] == "invalid_request", (change, r.text)
+            message = r.json()["message"]
+            assert "requested_changes[1]" in message and repr(change["kode"]) in message and words in message, message
+            assert "requested_changes[0]" not in message
         r = await client.get(url, headers=auth(s, "staf"))
         assert r.json()["missing"] == ["daftar_hadir", "notulen"]  # nothing of the refused input was kept
+        fine = [
+            {"kode": "5.01.01.2.01.0001", "field": "pagu n+1", "new_value": "1,000,000"},
+            {"kode": "5.01.01", "field": "Sumber Dana", "new_value": "DAU"},
+        ]
+        r = await client.put(f"{url}/minutes", json={**MINUTES, "requested_changes": fine}, headers=auth(s, "staf"))
+        assert r.status_code == 200, r.text
 
 
 async def test_meeting_in_the_future_cannot_be_held_yet(topic: str) -> None:

@@ -12,13 +12,16 @@ from services.documents.draft import (
     ChangeError,
     DraftMeta,
     apply_changes,
+    apply_notulen_changes,
     canonical_content,
     content_sha256,
     diff,
     pagu_total,
 )
+from services.documents.findings import notulen_findings
 from services.documents.intake import Row, parse_rows
 from shared.events.models import RequestedChange
+from shared.requested_changes import EDITABLE_FIELDS
 
 pytestmark = pytest.mark.unit
 
@@ -85,6 +88,38 @@ def test_apply_changes_parses_rupiah_and_resolves_field_aliases(rows: list[Row])
 def test_apply_changes_refuses_what_it_cannot_apply(rows: list[Row], change: RequestedChange) -> None:
     with pytest.raises(ChangeError):
         apply_changes(rows, [change])
+
+
+def test_the_notulen_applies_change_by_change_and_reports_what_it_skips(rows: list[Row]) -> None:
+    notulen = [
+        RequestedChange(kode="9.99.99", field="pagu", new_value="-5"),
+        RequestedChange(kode="5.01.01.2.09.0010", field="pagu", new_value="45.000.000"),
+        RequestedChange(kode="5.01.02", field="kode", new_value="5.01.03"),
+        RequestedChange(kode="5.01.02", field="Sumber Dana", new_value="PAD"),
+    ]
+    updated, applied, skipped = apply_notulen_changes(rows, notulen)
+    assert applied == [notulen[1], notulen[3]]
+    assert [(k.change, k.reason) for k in skipped] == [
+        (notulen[0], "kode '9.99.99' tidak ada di rancangan"),
+        (notulen[2], "kolom 'kode' tidak dapat diubah lewat notulen (bisa: " + ", ".join(EDITABLE_FIELDS) + ")"),
+    ]
+    assert updated == apply_changes(rows, applied)
+    with pytest.raises(ChangeError):
+        apply_changes(rows, notulen)  # the staff's own changes stay all or nothing
+
+
+def test_a_notulen_that_applies_nowhere_leaves_the_rows_as_they_were(rows: list[Row]) -> None:
+    absent = RequestedChange(kode="1.01.01", field="nama", new_value="X")
+    updated, applied, skipped = apply_notulen_changes(rows, [absent])
+    assert (updated, applied, len(skipped)) == (rows, [], 1)
+
+
+def test_skipped_notulen_changes_become_warning_findings() -> None:
+    change = RequestedChange(kode="9.99.99", field="pagu", new_value="-5")
+    (finding,) = notulen_findings([(change, "kode '9.99.99' tidak ada di rancangan")])
+    assert (finding.severity, finding.rule, finding.codes) == ("warning", "notulen_change_not_applied", ("9.99.99",))
+    assert finding.message == "notulen change not applied: 9.99.99 pagu = '-5' (kode '9.99.99' tidak ada di rancangan)"
+    assert "langkah 7" in finding.source
 
 
 def test_diff_reports_added_removed_and_changed_fields(rows: list[Row]) -> None:
