@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.notifier import signing, store
 from services.notifier.messages import archive_ref
 from services.notifier.service import distribution_effect, events_effect, token_sha256
+from services.notifier.targets import ForbiddenTarget, check_webhook_target
 from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import EVENT_TYPES, Actor, Recipient
@@ -382,11 +383,17 @@ class WebhookDeliveryPublic(BaseModel):
     failed_at: datetime | None
 
 
-def _check_webhook(body: WebhookCreate, production: bool) -> None:
+async def _check_webhook(body: WebhookCreate, production: bool) -> None:
+    """422 unless ``body.url`` is an absolute http(s) URL (https only in production) whose host is not
+    internal in production (``targets.check_webhook_target``), and every event type is known."""
     parts = urlsplit(body.url)
     allowed = ("https",) if production else ("http", "https")
     if parts.scheme not in allowed or not parts.hostname:
         raise HTTPException(422, f"url must be an absolute {' or '.join(allowed)} URL, e.g. https://host/hook.")
+    try:
+        await check_webhook_target(body.url, production=production)
+    except ForbiddenTarget as exc:
+        raise HTTPException(422, str(exc)) from exc
     unknown = sorted(t for t in set(body.event_types) if t != "*" and t not in EVENT_TYPES)
     if unknown:
         raise HTTPException(
@@ -403,7 +410,11 @@ def _check_webhook(body: WebhookCreate, production: bool) -> None:
     responses={
         401: COMMAND_ERRORS[401],
         403: {"model": ErrorBody, "description": "only kepala_badan and sekretaris manage webhooks"},
-        422: {"model": ErrorBody, "description": "not an http(s) URL, or an unknown event type"},
+        422: {
+            "model": ErrorBody,
+            "description": "not an http(s) URL (https in production), a host that is or resolves to a loopback, "
+            "private, link-local or unique-local address (production), or an unknown event type",
+        },
     },
 )
 async def create_webhook(
@@ -411,7 +422,7 @@ async def create_webhook(
 ) -> WebhookCreated:
     """Events consumed from now on that match ``event_types`` are POSTed, signed (Standard Webhooks)."""
     rt = runtime(request)
-    _check_webhook(body, rt.settings.environment == "production")
+    await _check_webhook(body, rt.settings.environment == "production")
     hook = WebhookCreated(
         id=uuid4(),
         url=body.url,

@@ -42,7 +42,12 @@ class NotifierSettings(ServiceSettings):
 
     notify_max_age_hours: float = Field(default=72.0, gt=0)  # older due steps are history (replay)
 
-    public_base_url: str = "http://127.0.0.1:8105"  # where receipt links in distribution mails point
+    # Where receipt links in distribution mails point. Unless set (RENJA_PUBLIC_BASE_URL), it is this
+    # service's address in the local stack: RENJA_SERVICE_HOST + the notifier's port in RENJA_SERVICE_PORTS
+    # (the variables deploy/local/settings.py reads), else http://127.0.0.1:8105.
+    public_base_url: str = "http://127.0.0.1:8105"
+    service_host: str = "127.0.0.1"
+    service_ports: dict[str, int] = Field(default_factory=dict, description="JSON, as in the local stack")
 
     dispatch_poll_seconds: float = Field(default=1.0, gt=0)
     dispatch_batch_max: int = Field(default=50, ge=1)
@@ -52,6 +57,13 @@ class NotifierSettings(ServiceSettings):
 
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _public_base_url_from_the_stack(self) -> NotifierSettings:
+        port = self.service_ports.get(self.service)
+        if "public_base_url" not in self.model_fields_set and port is not None:
+            self.public_base_url = f"http://{self.service_host}:{port}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_notifier_defaults(self) -> NotifierSettings:

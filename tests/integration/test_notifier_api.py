@@ -333,6 +333,31 @@ async def test_webhook_admin_roles_and_validation(topic: str) -> None:
         assert (await client.get("/webhooks", headers=auth(s, "sekretaris"))).json() == []
 
 
+async def test_in_production_a_webhook_to_an_internal_address_is_refused(topic: str) -> None:
+    async with run_service(create_app, NotifierSettings, topic=topic, **FAST) as (client, s):
+        head = auth(s, "kepala_badan")
+        # Loopback receivers stay allowed outside production (every webhook test here relies on it).
+        r = await client.post("/webhooks", json={"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}, headers=head)
+        assert r.status_code == 201, r.text
+        s.environment = "production"  # the running app reads its settings object on each request
+        try:
+            for url in ("https://127.0.0.1/hook", "https://localhost:8443/hook", "https://10.0.0.7/x",
+                        "https://169.254.169.254/latest/meta-data/", "https://[fd00::1]/x", "https://0.0.0.0/x",
+                        "https://[::ffff:192.168.1.1]/x"):  # fmt: skip
+                r = await client.post("/webhooks", json={"url": url, "event_types": ["*"]}, headers=head)
+                assert r.status_code == 422 and "address" in r.json()["message"], (url, r.text)
+            r = await client.post("/webhooks", json={"url": "http://93.184.216.34/x", "event_types": ["*"]},
+                                  headers=head)  # fmt: skip
+            assert r.status_code == 422 and "https" in r.json()["message"]
+            r = await client.post("/webhooks", json={"url": "https://93.184.216.34/x", "event_types": ["*"]},
+                                  headers=head)  # fmt: skip
+            assert r.status_code == 201, r.text
+        finally:
+            s.environment = "test"
+        listed = (await client.get("/webhooks", headers=head)).json()
+        assert sorted(h["url"] for h in listed) == ["http://127.0.0.1:9/hook", "https://93.184.216.34/x"]
+
+
 async def test_webhook_is_signed_and_delivered_once_per_event_even_if_consumed_twice(topic: str) -> None:
     async with (
         webhook_receiver() as receiver,
