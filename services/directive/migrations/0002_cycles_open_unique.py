@@ -20,6 +20,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("ALTER TABLE cycles ADD COLUMN cancelled_at timestamptz")
+    # The old exact-name constraint goes first: normalising may make two names equal.
+    op.execute("ALTER TABLE cycles DROP CONSTRAINT cycles_one_per_opd_year")
     op.execute(
         r"""
         UPDATE cycles SET opd = btrim(regexp_replace(
@@ -31,7 +33,6 @@ def upgrade() -> None:
         "UPDATE cycles c SET cancelled_at = p.updated_at FROM process_state p"
         " WHERE p.renja_id = c.renja_id AND p.state->>'status' = 'cancelled'"
     )
-    op.execute("ALTER TABLE cycles DROP CONSTRAINT cycles_one_per_opd_year")
     op.execute(
         "CREATE UNIQUE INDEX cycles_one_open_per_opd_year ON cycles (lower(opd), fiscal_year)"
         " WHERE cancelled_at IS NULL"
