@@ -15,6 +15,7 @@ from services.audit.api import router
 from services.audit.keys import load_signing_key
 from services.audit.projection import LIVE, LiveProjection, Projector
 from services.audit.settings import AuditSettings
+from services.audit.versioning import ensure_projection_version
 from services.audit.workcalendar import calendar_from_sop
 from shared.app import Runtime, build_service_app
 
@@ -28,6 +29,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         rt.extras["signing_key"] = key
         rt.extras["calendar"] = calendar_from_sop(rt.sop)
         assert rt.pool is not None
+        await ensure_projection_version(rt.pool)  # a new fold version refolds the log from offset 0
         projection = LiveProjection(
             pool=rt.pool,
             bootstrap=cfg.kafka_bootstrap,

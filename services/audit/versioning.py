@@ -1,0 +1,47 @@
+"""Which version of the fold built the live audit projection, and a refold from the log when it changed.
+
+Invariant: the live tables are always the fold of ``renja.events`` by the running code's
+``PROJECTION_VERSION``. When a release changes what the fold writes (a rule in ``shared.sop.evolve``, the
+hash chain, a column's meaning), bump ``PROJECTION_VERSION``: on start-up the audit service then empties
+its live tables, in one transaction with the new version mark, and its live consumer folds the whole log
+again from offset 0 (the log is the source of truth; nothing is lost). Without a bump, an operator can
+still run ``renja rebuild audit --force``.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+
+from services.audit.projection import LIVE
+
+log = structlog.get_logger(__name__)
+
+PROJECTION_VERSION = "2"
+"""2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing)."""
+
+_KEY = "projection_version"
+
+
+async def ensure_projection_version(pool: asyncpg.Pool, version: str = PROJECTION_VERSION) -> bool:
+    """Mark the live projection with ``version``; empty it first if another version (or none) built it.
+
+    Returns True when the live tables were emptied (the live consumer then refolds from offset 0).
+    A fresh, empty projection is only marked.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        # serialises two audit instances starting at once
+        await conn.execute("LOCK TABLE audit_meta IN EXCLUSIVE MODE")
+        stored = await conn.fetchval("SELECT value FROM audit_meta WHERE key = $1", _KEY)
+        if stored == version:
+            return False
+        has_rows = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {LIVE.offsets})")
+        if has_rows:
+            await conn.execute(f"TRUNCATE {', '.join(LIVE.all)}")
+            log.warning("audit_projection_refold", built_by=stored, now=version)
+        await conn.execute(
+            "INSERT INTO audit_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2",
+            _KEY,
+            version,
+        )
+        return bool(has_rows)
