@@ -87,7 +87,6 @@ async def chromium(*args: str, cwd: Path) -> str:
     return out.decode()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is not installed (apt-get install chromium)")
 async def test_the_timeline_page_renders_every_step_in_headless_chromium(
     served: tuple[str, AuditSettings], tmp_path: Path
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,7 +112,6 @@ def test_signature_for_another_hash_is_refused(rows: list[Row], signature: Signa
         render_draft_docx(META, rows, [], other)
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
 def test_rendered_page_is_not_blank(signed_pdf: bytes, tmp_path: Path) -> None:
     source = tmp_path / "renja.pdf"
     source.write_bytes(signed_pdf)
