@@ -329,6 +329,42 @@ async def _replay_phase(
             return await _fold_range(conn, consumer, tps, end, projector, batch_max, tick, own_transactions=True)
 
 
+async def _replay_from_start(
+    pool: asyncpg.Pool,
+    consumer: AIOKafkaConsumer,
+    *,
+    bootstrap: str,
+    topic: str,
+    projector: Projector,
+    progress: Progress | None,
+    batch_max: int,
+    workers: int,
+    dsn: str | None,
+) -> tuple[list[TopicPartition], dict[TopicPartition, int], int, int]:
+    """Fold ``topic`` from its beginning to the end offsets taken now into ``projector.tables``.
+
+    Returns ``(partitions, end offsets, records, events)``; ``progress(done, total)`` in records.
+    """
+    tps = await topic_partitions(consumer, topic)
+    await seek_to(consumer, tps, {})
+    begin = await consumer.beginning_offsets(tps)
+    end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+    total = sum(end[tp] - begin[tp] for tp in tps)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, max(total, done))
+
+    records, events = await _replay_phase(
+        pool, consumer, dsn=dsn, bootstrap=bootstrap, topic=topic, projector=projector, tps=tps,
+        begin=begin, end=end, batch_max=batch_max, workers=workers, tick=tick,
+    )  # fmt: skip
+    return tps, end, records, events
+
+
 async def replay_into(
     pool: asyncpg.Pool,
     *,
@@ -353,33 +389,11 @@ async def replay_into(
     projector.forget()
     consumer = await open_reader(bootstrap, "audit-replay")
     try:
-        tps = await topic_partitions(consumer, topic)
-        await seek_to(consumer, tps, {})
-        begin = await consumer.beginning_offsets(tps)
-        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        total = sum(end.values())
-        done = 0
-
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, max(total, done))
-
-        return await _replay_phase(
-            pool,
-            consumer,
-            dsn=dsn,
-            bootstrap=bootstrap,
-            topic=topic,
-            projector=projector,
-            tps=tps,
-            begin=begin,
-            end=end,
-            batch_max=batch_max,
-            workers=workers,
-            tick=tick,
-        )
+        _, _, records, events = await _replay_from_start(
+            pool, consumer, bootstrap=bootstrap, topic=topic, projector=projector, progress=progress,
+            batch_max=batch_max, workers=workers, dsn=dsn,
+        )  # fmt: skip
+        return records, events
     finally:
         await close_reader(consumer)
         projector.forget()
@@ -417,33 +431,18 @@ async def rebuild(
     projector.forget()
     consumer = await open_reader(bootstrap, "audit-rebuild")
     try:
-        tps = await topic_partitions(consumer, topic)
-        await seek_to(consumer, tps, {})
-        begin = await consumer.beginning_offsets(tps)
-        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        total = sum(end[tp] - begin[tp] for tp in tps)
-        done = 0
+        tps, end, records, events = await _replay_from_start(
+            pool, consumer, bootstrap=bootstrap, topic=topic, projector=projector, progress=progress,
+            batch_max=batch_max, workers=workers, dsn=dsn,
+        )  # fmt: skip
+        done = records
 
         def tick(n: int) -> None:
             nonlocal done
             done += n
             if progress is not None:
-                progress(done, max(total, done))
+                progress(done, done)
 
-        records, events = await _replay_phase(
-            pool,
-            consumer,
-            dsn=dsn,
-            bootstrap=bootstrap,
-            topic=topic,
-            projector=projector,
-            tps=tps,
-            begin=begin,
-            end=end,
-            batch_max=batch_max,
-            workers=workers,
-            tick=tick,
-        )
         async with pool.acquire() as conn:
             rebuilt = {tp.partition: end[tp] for tp in tps}
             deadline = loop.time() + live_wait_seconds
