@@ -29,6 +29,7 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
 from shared.cloudevents import DecodeError, from_kafka, header_map
 from shared.events import Event
 from shared.kafka import start_consumer, start_producer
+from shared.retry import keep_running
 
 log = structlog.get_logger(__name__)
 
@@ -138,38 +139,36 @@ class IdempotentConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff after connection failures."""
-        backoff = 0.2
-        while True:
-            consumer: AIOKafkaConsumer | None = None
-            dlq: AIOKafkaProducer | None = None
-            try:
-                dlq = await start_producer(self.bootstrap, client_id=f"{self.name}-dlq")
-                consumer = await start_consumer(
-                    self.bootstrap,
-                    self.topic,
-                    group_id=self.group_id,
-                    client_id=self.name,
-                    listener=_Listener(self.stats),
-                )
-                self.running = True
-                backoff = 0.2
-                while True:
-                    batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_max)
-                    for tp, records in batches.items():
-                        await self._process(consumer, dlq, tp, records)
-            except asyncio.CancelledError:
-                raise
-            except (*CONNECTION_ERRORS, KafkaError) as exc:
-                self.stats.last_error = repr(exc)
-                log.warning("consumer_restarting", consumer=self.name, error=repr(exc), backoff_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                self.running = False
-                if consumer is not None:
-                    await consumer.stop()
-                if dlq is not None:
-                    await dlq.stop()
+
+        def restarting(error: BaseException, wait_s: float) -> None:
+            self.stats.last_error = repr(error)
+            log.warning("consumer_restarting", consumer=self.name, error=repr(error), backoff_s=wait_s)
+
+        await keep_running(self._consume, retry_on=(*CONNECTION_ERRORS, KafkaError), on_retry=restarting)
+
+    async def _consume(self) -> None:
+        consumer: AIOKafkaConsumer | None = None
+        dlq: AIOKafkaProducer | None = None
+        try:
+            dlq = await start_producer(self.bootstrap, client_id=f"{self.name}-dlq")
+            consumer = await start_consumer(
+                self.bootstrap,
+                self.topic,
+                group_id=self.group_id,
+                client_id=self.name,
+                listener=_Listener(self.stats),
+            )
+            self.running = True
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_max)
+                for tp, records in batches.items():
+                    await self._process(consumer, dlq, tp, records)
+        finally:
+            self.running = False
+            if consumer is not None:
+                await consumer.stop()
+            if dlq is not None:
+                await dlq.stop()
 
     async def _process(
         self,

@@ -31,6 +31,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from shared.cloudevents import build_headers
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
+from shared.retry import keep_running
 
 log = structlog.get_logger(__name__)
 
@@ -76,18 +77,13 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        """Run until cancelled: take leadership, then publish; on any connection failure back off and retry."""
-        backoff = 0.2
-        while True:
-            try:
-                await self._lead_and_publish()
-            except asyncio.CancelledError:
-                raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Exception) as exc:
-                self.is_leader = False
-                log.warning("outbox_relay_restarting", error=repr(exc), backoff_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """Run until cancelled: take leadership, then publish; on any failure back off and retry."""
+
+        def restarting(error: BaseException, wait_s: float) -> None:
+            self.is_leader = False
+            log.warning("outbox_relay_restarting", error=repr(error), backoff_s=wait_s)
+
+        await keep_running(self._lead_and_publish, retry_on=(Exception,), on_retry=restarting)
 
     async def _lead_and_publish(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
