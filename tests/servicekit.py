@@ -59,6 +59,9 @@ async def run_service(
         event_topic=topic,
         dlq_topic_prefix=f"{topic}.dlq.",
         relay_poll_seconds=0.2,
+        # a group of its own: joining the running stack's group (same name, other topic) would make the
+        # stack's service and this one rebalance each other, slowing both and their shutdown
+        consumer_group=overrides.pop("consumer_group", f"{base.service}.{topic}"),
         **overrides,
     )
     await ensure_topics(settings.kafka_bootstrap, {settings.dlq_topic: (1, {})})
