@@ -28,11 +28,14 @@ from services.approvals.domain import (
 )
 from services.approvals.signing import ALGORITHM, Signer, public_key_pem, verify
 from services.approvals.store import ApprovalPublic, approval_of, list_approvals, record_approvals, signatures_matching
-from shared.app import COMMAND_ERRORS, ErrorBody, StepPublic, run_command, runtime
 from shared.auth import ANY_ROLE, require_roles
 from shared.events import Actor, Event
 from shared.process import load_state
 from shared.sop import Initial, RenjaState, ReturnDraft, Sign, next_step
+from shared.web.commands import run_command
+from shared.web.deps import runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
+from shared.web.ops import StepPublic
 
 router = APIRouter(tags=["approvals"])
 

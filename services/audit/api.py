@@ -29,9 +29,11 @@ from services.audit.rebuild import rebuild_equals_live
 from services.audit.store import list_cycles, load_timeline
 from services.audit.timeline import Timeline, render_timeline_html
 from services.audit.verify import VerifyReport, verify_renja
-from shared.app import COMMAND_ERRORS, ErrorBody, Runtime, runtime
 from shared.auth import ROLES, TokenVerifier, require_roles
 from shared.events import Actor
+from shared.runtime import Runtime
+from shared.web.deps import runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["audit"])
 

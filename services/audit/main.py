@@ -17,7 +17,8 @@ from services.audit.projection import LIVE, LiveProjection, Projector
 from services.audit.settings import AuditSettings
 from services.audit.versioning import ensure_projection_version
 from services.audit.workcalendar import calendar_from_sop
-from shared.app import Runtime, build_service_app
+from shared.app import build_service_app
+from shared.runtime import Runtime
 
 
 def create_app(settings: AuditSettings | None = None) -> FastAPI:

@@ -18,10 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from services.directive.domain import normalise_opd
-from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, require_roles
 from shared.events import Actor, DirectiveIssued, Event, RenjaCancelled
 from shared.sop import AlreadyStarted, CancelRenja, IssueArahan, IssueInstruksi, IssuePerintah, RenjaState
+from shared.web.commands import run_command
+from shared.web.deps import runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["directive"])
 

@@ -13,7 +13,6 @@ on a renderer).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,10 +57,9 @@ from services.documents.rendering import (
 )
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DraftRecord, FileStore
-from shared.app import COMMAND_ERRORS, ErrorBody, command_request_hash, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import Actor, Event, FileRef, RequestedChange
-from shared.process import IdempotencyMismatch, load_state
+from shared.process import load_state
 from shared.sop import (
     CompleteDataCollection,
     CreateRancanganAkhir,
@@ -75,6 +73,9 @@ from shared.sop import (
     WrongRole,
     next_step,
 )
+from shared.web.commands import command_call, command_response, run_command
+from shared.web.deps import command_unit, runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["documents"])
 
@@ -363,37 +364,15 @@ async def _stored(docs: Documents, sha: str) -> bytes:
         raise HTTPException(503, f"The stored file {sha[:12]}… is missing from the file store; restore it.") from exc
 
 
-async def _replayed(request: Request, actor: Actor) -> JSONResponse | None:
-    """The stored result of an earlier identical request with the same ``Idempotency-Key`` by the same person.
+async def _replayed(request: Request, actor: Actor, renja_id: UUID) -> JSONResponse | None:
+    """The stored answer of an earlier identical request under the same ``Idempotency-Key``, if any.
 
     Draft commands derive their content (version, hash) from the current state, so a retry after the
-    first one committed would be a different command; it is answered here, before anything is derived.
-    "Identical" is ``shared.app.command_request_hash`` (method, path, body), the hash ``run_command``
-    stored with the key: the same key on another Renja, another endpoint or with another body raises
-    ``IdempotencyMismatch`` (422 ``idempotency_key_reused``) instead of replaying a foreign answer.
+    first one committed would be a different command; it is answered here, before anything is derived
+    (``CommandUnit.replayed``: the same key with another request is 422 ``idempotency_key_reused``).
     """
-    key = request.headers.get("Idempotency-Key")
-    if not key:
-        return None
-    async with runtime(request).require_pool().acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT request_hash, status_code, response::text AS response FROM idempotency_keys"
-            " WHERE principal = $1 AND key = $2",
-            actor.user_id,
-            key,
-        )
-    if row is None:
-        return None
-    if row["request_hash"] != await command_request_hash(request):
-        raise IdempotencyMismatch(
-            f"Idempotency-Key {key!r} was already used for a different request (another Renja, endpoint or "
-            "body); use a new key."
-        )
-    if row["status_code"] is None:
-        return None
-    return JSONResponse(
-        status_code=row["status_code"], content=json.loads(row["response"]), headers={"Idempotent-Replayed": "true"}
-    )
+    result = await command_unit(request).replayed(await command_call(request, actor, renja_id))
+    return None if result is None else command_response(result)
 
 
 async def _render_draft(
@@ -761,7 +740,7 @@ async def create_awal(
 ) -> JSONResponse:
     docs = documents(request)
     async with docs.draft_lock(renja_id):
-        if (replay := await _replayed(request, actor)) is not None:
+        if (replay := await _replayed(request, actor, renja_id)) is not None:
             return replay
         return await _create_awal(docs, renja_id, request, actor, body.note if body else "")
 
@@ -808,7 +787,7 @@ async def create_akhir(
     change in ``body.changes`` refuses the request (422) and nothing is created."""
     docs = documents(request)
     async with docs.draft_lock(renja_id):
-        if (replay := await _replayed(request, actor)) is not None:
+        if (replay := await _replayed(request, actor, renja_id)) is not None:
             return replay
         return await _create_akhir(docs, renja_id, body, request, actor)
 

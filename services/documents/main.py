@@ -35,10 +35,7 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
         ),
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        reactions={
-            MeetingHeld.event_type: store.on_meeting_held,
-            Signed.event_type: store.on_signed,
-        },
+        reactions=lambda _rt: {MeetingHeld: store.on_meeting_held, Signed: store.on_signed},
     )
     app.state.documents = Documents(
         settings=settings,

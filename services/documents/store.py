@@ -28,7 +28,6 @@ import asyncpg
 from services.documents.draft import DraftMeta
 from services.documents.findings import Finding
 from services.documents.intake import Row
-from shared.app import Runtime
 from shared.events import Event, FileRef, MeetingHeld, RequestedChange, Signed, UnitDelivery
 from shared.sop import RenjaState
 
@@ -381,13 +380,13 @@ async def set_signature_pdf(conn: asyncpg.Connection, renja_id: UUID, sha: str) 
 # ======================================================================================================
 
 
-async def on_meeting_held(conn: asyncpg.Connection, event: Event, state: RenjaState, _: Runtime) -> None:
+async def on_meeting_held(conn: asyncpg.Connection, event: Event, state: RenjaState) -> None:
     """``renja.MeetingHeld.v1``: keep the notulen's requested changes for step 7 (and the records' data)."""
     if isinstance(event, MeetingHeld):
         await save_meeting(conn, event, state)
 
 
-async def on_signed(conn: asyncpg.Connection, event: Event, _: RenjaState, __: Runtime) -> None:
+async def on_signed(conn: asyncpg.Connection, event: Event, _: RenjaState) -> None:
     """``renja.Signed.v1``: keep the signature; the signed PDF is rendered on its first GET."""
     if isinstance(event, Signed):
         await save_signature(conn, event)

@@ -14,7 +14,7 @@ or not it completes the pair — so a retried PUT replays its first answer even 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -42,18 +42,17 @@ from services.meetings.store import (
     list_meetings,
     save_records,
 )
-from shared.app import COMMAND_ERRORS, ErrorBody, runtime
 from shared.auth import ANY_ROLE, require_roles
+from shared.command import Decision, Effect
 from shared.events import Actor, Event, RequestedChange
-from shared.process import Idempotency, execute, request_hash
 from shared.sop import CommandContext, RenjaState, decide
+from shared.web.commands import command_call, command_response
+from shared.web.deps import command_unit, runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["meetings"])
 
 STAF = require_roles("staf")
-
-Decision = Callable[[RenjaState, CommandContext], list[Event]]
-Effect = Callable[[asyncpg.Connection, Sequence[Event], RenjaState], Awaitable[None]]
 
 
 class NotulenPublic(BaseModel):
@@ -127,55 +126,22 @@ async def _run(
     actor: Actor,
     renja_id: UUID,
     *,
-    payload: Any,
     now: datetime,
     decision: Decision,
     effect: Effect,
     respond: Callable[[Sequence[Event], RenjaState], Any],
     status_code: int,
 ) -> JSONResponse:
-    """The impure shell around ``shared.process.execute`` (new event id, clock, Idempotency-Key).
-
-    ``payload`` is the JSON-able request body; with the method and path it forms the Idempotency-Key's
-    request hash. The response carries ``Idempotent-Replayed: true`` for a replay.
-    """
-    rt = runtime(request)
-    idem = None
-    idem_key = request.headers.get("Idempotency-Key")
-    if idem_key:
-        if len(idem_key) > 200:
-            raise HTTPException(422, "Idempotency-Key must be at most 200 characters.")
-        idem = Idempotency(
-            key=idem_key,
-            principal=actor.user_id,
-            request_hash=request_hash([request.method, request.url.path, payload]),
-        )
-    event_id = uuid4()
-
-    def decide_on(state: RenjaState) -> list[Event]:
-        ctx = CommandContext(
-            renja_id=renja_id,
-            actor=actor,
-            source="meetings",
-            event_id=event_id,
-            correlation_id=state.correlation_id or renja_id,
-            now=now,
-        )
-        return decision(state, ctx)
-
-    result = await execute(
-        rt.require_pool(),
-        service=rt.settings.service,
-        renja_id=renja_id,
-        decide=decide_on,
+    """The service's command unit with this request's ``CommandCall`` and clock ``now``."""
+    result = await command_unit(request).run(
+        await command_call(request, actor, renja_id),
+        decision,
         respond=respond,
         effect=effect,
-        idempotency=idem,
         status_code=status_code,
-        traceparent=request.headers.get("traceparent"),
+        now=now,
     )
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return JSONResponse(status_code=result.status_code, content=result.body, headers=headers)
+    return command_response(result)
 
 
 @router.post(
@@ -227,7 +193,6 @@ async def schedule_meeting(
         request,
         actor,
         renja_id,
-        payload=body.model_dump(mode="json"),
         now=now,
         decision=decision,
         effect=effect,
@@ -320,13 +285,10 @@ async def _put_once(
         # rolls back and _put_record tries again on the fresh row.
         await save_records(conn, final[0], read_rev=current.rev)
 
-    sent = attendance if attendance is not None else notulen
-    payload = None if sent is None else sent.model_dump(mode="json")
     return await _run(
         request,
         actor,
         renja_id,
-        payload=payload,
         now=now,
         decision=decision,
         effect=effect,

@@ -16,14 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.notifier import signing, store
 from services.notifier.messages import archive_ref
-from services.notifier.service import distribution_effect, events_effect, token_sha256
+from services.notifier.service import distribution_effect, token_sha256
 from services.notifier.targets import ForbiddenTarget, check_webhook_target
-from shared.app import COMMAND_ERRORS, ErrorBody, run_command, runtime
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import EVENT_TYPES, Actor, Recipient
 from shared.events.models import Sha256Hex, UtcDatetime
 from shared.process import load_state
 from shared.sop import Distribute, RecordReceipt, RenjaState
+from shared.web.commands import run_command
+from shared.web.deps import runtime
+from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter()
 
@@ -215,7 +217,7 @@ async def distribute(
         renja_id,
         command,
         respond=respond,
-        effect=distribution_effect(rt, tokens, now=datetime.now(UTC)),
+        effect=distribution_effect(rt, tokens),
     )
 
 
@@ -230,7 +232,6 @@ async def record_receipt(
     renja_id: UUID, body: ReceiptCreate, request: Request, actor: Annotated[Actor, Depends(PELAKSANA)]
 ) -> JSONResponse:
     """One ``ReceiptRecorded`` per recipient (a second → 409 ``already_recorded``)."""
-    rt = runtime(request)
     state = await _known_state(request, renja_id)
     now = datetime.now(UTC)
     command = RecordReceipt(
@@ -240,7 +241,7 @@ async def record_receipt(
         received_at=_received_at(body.received_at, now),
         received_by=body.received_by,
     )
-    return await run_command(request, actor, renja_id, command, effect=events_effect(rt, now=now))
+    return await run_command(request, actor, renja_id, command)
 
 
 @router.get(
@@ -309,7 +310,6 @@ async def get_receipt_link(token: str, request: Request) -> ReceiptTokenPublic:
 async def confirm_receipt(token: str, body: ReceiptConfirm, request: Request) -> JSONResponse:
     """The recipient acts without an agency account: the event's actor is ``system`` on their behalf,
     named after ``received_by`` (the decider accepts receipts from the step's role or ``system``)."""
-    rt = runtime(request)
     holder = await _token_holder(request, token)
     now = datetime.now(UTC)
     actor = Actor(
@@ -324,7 +324,7 @@ async def confirm_receipt(token: str, body: ReceiptConfirm, request: Request) ->
         received_at=_received_at(body.received_at, now),
         received_by=body.received_by,
     )
-    return await run_command(request, actor, holder.renja_id, command, effect=events_effect(rt, now=now))
+    return await run_command(request, actor, holder.renja_id, command)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from fastapi import FastAPI
 
 from services.notifier.api import router
 from services.notifier.dispatch import run_mail_dispatcher, run_webhook_dispatcher
-from services.notifier.service import react
+from services.notifier.service import reactions
 from services.notifier.settings import NotifierSettings
-from shared.app import Reaction, Runtime, build_service_app
-from shared.events import EVENT_TYPES
+from shared.app import build_service_app
+from shared.runtime import Runtime
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
@@ -22,7 +22,6 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     send what the transactions queued and are cancelled with the other runtime tasks on shutdown.
     """
     cfg = settings or NotifierSettings()
-    reactions: dict[str, Reaction] = {event_type: react for event_type in EVENT_TYPES}
 
     async def start_dispatchers(rt: Runtime) -> None:
         pool = rt.require_pool()

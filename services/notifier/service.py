@@ -15,9 +15,9 @@ import structlog
 from services.notifier import store
 from services.notifier.messages import distribution_mail, next_actor_mail
 from services.notifier.settings import NotifierSettings
-from shared.app import Runtime
-from shared.events import Distributed, Event, ReceiptRecorded
-from shared.process import Effect
+from shared.command import Effect, Reaction
+from shared.events import EVENT_TYPES, Distributed, Event, ReceiptRecorded
+from shared.runtime import Runtime
 from shared.sop import RenjaState, next_step
 
 log = structlog.get_logger(__name__)
@@ -34,9 +34,13 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def react(conn: asyncpg.Connection, event: Event, state: RenjaState, rt: Runtime) -> None:
-    """Consumer reaction for every event type (``reactions`` in ``build_service_app``)."""
-    await apply_events(conn, [event], state, rt, now=datetime.now(UTC))
+def reactions(rt: Runtime) -> dict[type[Event], Reaction]:
+    """The notifier's reaction to every event type, consumed or its own (``reactions`` of ``build_service_app``)."""
+
+    async def react(conn: asyncpg.Connection, event: Event, state: RenjaState) -> None:
+        await apply_events(conn, [event], state, rt, now=datetime.now(UTC))
+
+    return {event_class: react for event_class in EVENT_TYPES.values()}
 
 
 async def apply_events(
@@ -44,8 +48,8 @@ async def apply_events(
 ) -> None:
     """Webhooks, projection and next-actor notice for ``events`` (``state`` = after all of them).
 
-    Runs for consumed events AND for the notifier's own events (step 11), which the consumer skips
-    because the command path already wrote their inbox rows.
+    Runs for consumed events (consumer) AND for the notifier's own events (step 11, the command unit);
+    the consumer skips the latter because the command path already wrote their inbox rows.
     """
     for event in events:
         await store.queue_webhooks(conn, event)
@@ -87,7 +91,7 @@ async def notify_next_actor(
     return queued
 
 
-def distribution_effect(rt: Runtime, tokens: dict[str, str], *, now: datetime) -> Effect:
+def distribution_effect(rt: Runtime, tokens: dict[str, str]) -> Effect:
     """The step-11 command's effect: project the distribution, mail each recipient with an e-mail address
     their own receipt link (token → ``{public_base_url}/receipts/{token}``), queue webhooks.
 
@@ -97,7 +101,8 @@ def distribution_effect(rt: Runtime, tokens: dict[str, str], *, now: datetime) -
     settings = notifier_settings(rt)
 
     async def effect(conn: asyncpg.Connection, events: Sequence[Event], state: RenjaState) -> None:
-        await apply_events(conn, events, state, rt, now=now)
+        # The projection and webhooks of ``events`` were written by ``reactions`` (the command unit runs
+        # them before the effect); here only what needs the fresh tokens.
         for event in events:
             if not isinstance(event, Distributed):
                 continue
@@ -112,14 +117,5 @@ def distribution_effect(rt: Runtime, tokens: dict[str, str], *, now: datetime) -
                 await store.attach_receipt_token(
                     conn, event.distribution_id, recipient.name, token_sha256(token), mail_to
                 )
-
-    return effect
-
-
-def events_effect(rt: Runtime, *, now: datetime) -> Effect:
-    """Effect of the notifier's other commands (receipts): projection, webhooks."""
-
-    async def effect(conn: asyncpg.Connection, events: Sequence[Event], state: RenjaState) -> None:
-        await apply_events(conn, events, state, rt, now=now)
 
     return effect

@@ -1,0 +1,1 @@
+"""The HTTP edge every service shares: error mapping, ops routes, the command shell, typed dependencies."""
