@@ -6,17 +6,13 @@ Owns:
 - the guard run *before* the agency key signs anything (step 10 due, both parafs present, the exact
   current Rancangan Akhir version and hash), so the key never signs a hash the decider would refuse.
   The shared decider (``shared.sop.decide``) re-checks all of it inside the command's transaction and stays
-  the authority;
-- the request shapes of paraf, signature, return and verification.
+  the authority.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from shared.events.models import Sha256Hex
 from shared.sop import DomainError, OutOfOrder, RenjaClosed, RenjaState, SopDefinition, StaleVersion, next_step
 
 ReviewStep = Literal[8, 9, 10]
@@ -25,94 +21,6 @@ REVIEW_STEP_BY_ROLE: dict[str, ReviewStep] = {"kasubag_pp": 8, "sekretaris": 9, 
 """SOP steps 8 (kasubag_pp), 9 (sekretaris) and 10 (kepala_badan): one reviewer role per step."""
 
 SIGN_STEP = 10
-
-
-Text = str
-"""Free text; surrounding whitespace is stripped before the length checks (``str_strip_whitespace``)."""
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class ParafCreate(_Input):
-    """A *paraf* (initials) on one exact Rancangan Akhir: its version and SHA-256 (design: versions bind)."""
-
-    # Merged with ``_Input.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "version": 3,
-                    "content_sha256": "c0b90588ad576e7b4a71d35b508020745ca862d890ef604788a7d2fabe2e6ac5",
-                    "warnings_acknowledged": ["not_in_renstra"],
-                    "note": "Sudah diperiksa; kegiatan di luar Renstra telah diberi penjelasan di catatan.",
-                }
-            ]
-        }
-    )
-
-    version: int = Field(ge=1)
-    content_sha256: Sha256Hex
-    warnings_acknowledged: tuple[Annotated[Text, Field(min_length=1, max_length=200)], ...] = Field(
-        default=(), max_length=1000, description="codes of the warning findings the reviewer has read"
-    )
-    note: Text = Field(default="", max_length=5000)
-
-
-class SignCreate(_Input):
-    """The head's signature (step 10) on one exact Rancangan Akhir."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"version": 3, "content_sha256": "c0b90588ad576e7b4a71d35b508020745ca862d890ef604788a7d2fabe2e6ac5"}
-            ]
-        }
-    )
-
-    version: int = Field(ge=1)
-    content_sha256: Sha256Hex
-
-
-class ReturnCreate(_Input):
-    """Return the Rancangan Akhir to step 7 with notes saying what to fix (design addition to the SOP)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "version": 2,
-                    "content_sha256": "5697974c4718a90f631db4f48645982d9bcbe00c21a47e958fe6a50610a19449",
-                    "notes": "Sub kegiatan 5.01.01.2.01.0001 dan 5.01.03.2.02.0003 berpagu nol: beri catatan "
-                    "alasan atau hapus dari rancangan.",
-                }
-            ]
-        }
-    )
-
-    version: int = Field(ge=1)
-    content_sha256: Sha256Hex
-    notes: Text = Field(min_length=1, max_length=10000)
-
-
-class VerifyCreate(_Input):
-    """A (content hash, signature) pair to check against this agency's public key."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "content_sha256": "c0b90588ad576e7b4a71d35b508020745ca862d890ef604788a7d2fabe2e6ac5",
-                    "signature_b64": "cCwCr00dXysh/9rKZsZyzMEozIxKbeVHhIXkAHW9jAiAa2NAGdBNRtPiDIFCOqyFD2Tt6PyDfML/"
-                    "qF3fmWpBig==",
-                }
-            ]
-        }
-    )
-
-    content_sha256: Sha256Hex
-    signature_b64: str = Field(min_length=1, max_length=200)
 
 
 def review_step(role: str) -> ReviewStep:

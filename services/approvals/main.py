@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.approvals.api import router
+from services.approvals.service import ApprovalsService
 from services.approvals.settings import ApprovalsSettings
 from services.approvals.signing import Signer, load_signer
 from shared.app import build_service_app
+from shared.runtime import Runtime
 
 
 def create_app(settings: ApprovalsSettings | None = None, signer: Signer | None = None) -> FastAPI:
@@ -17,7 +19,9 @@ def create_app(settings: ApprovalsSettings | None = None, signer: Signer | None 
 
     ``signer`` replaces the local Ed25519 key (e.g. a BSrE client); by default ``load_signer(settings)``
     reads ``RENJA_SIGNING_KEY_FILE`` or, in development/test, the generated key under ``<run_dir>/keys/``.
-    Raises ``SigningKeyError`` when the configured key is unusable.
+    Raises ``SigningKeyError`` when the configured key is unusable. The ``ApprovalsService`` (on
+    ``app.state.approvals``, reached through ``deps.ApprovalsDep``) runs on the runtime's command unit and
+    pool with this signer.
     """
     settings = settings or ApprovalsSettings()
     app = build_service_app(
@@ -31,5 +35,6 @@ def create_app(settings: ApprovalsSettings | None = None, signer: Signer | None 
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
     )
-    app.state.signer = signer or load_signer(settings)
+    rt: Runtime = app.state.runtime
+    app.state.approvals = ApprovalsService(rt.commands, rt.require_pool, signer or load_signer(settings))
     return app

@@ -8,35 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
 
+from services.approvals.schemas import ApprovalPublic
 from shared.events import DraftReturned, Event, Initialed, Signed
 from shared.sop import RenjaState
-
-
-class ApprovalPublic(BaseModel):
-    """One recorded paraf, signature or return (``recorded_at`` UTC)."""
-
-    event_id: UUID
-    renja_id: UUID
-    kind: Literal["paraf", "signature", "return"]
-    step: int
-    version: int
-    content_sha256: str
-    actor_name: str
-    actor_nip: str
-    actor_role: str
-    recorded_at: datetime
-    note: str
-    warnings_acknowledged: list[str]
-    key_id: str | None
-    public_key_b64: str | None
-    signature_b64: str | None
 
 
 def approval_of(event: Event) -> ApprovalPublic | None:
