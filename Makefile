@@ -34,6 +34,8 @@ setup:
 	@command -v mvn >/dev/null 2>&1 || $(APT_INSTALL) maven
 	@[ -f $(KAFKA_JAR) ] || mvn -B -q -Dstyle.color=never -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package
 	@[ -f $(KAFKA_JAR) ] || { echo "Kafka jars missing after mvn: $(KAFKA_JAR)"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) nodejs npm; }
+	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
 
 up:
 	uv run renja up

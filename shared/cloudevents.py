@@ -2,8 +2,10 @@
 
 Invariants:
 - key = Renja id (UTF-8), so every event of one Renja lands in one partition, in log order;
-- headers ``ce_id``, ``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339, UTC)
-  and ``ce_subject`` (= Renja id), ``content-type: application/json``, and W3C ``traceparent`` when known;
+- headers ``ce_id``, ``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339, UTC),
+  ``ce_subject`` (= Renja id), ``ce_dataschema`` (the JSON Schema's ``$id``), ``content-type:
+  application/json``, and W3C ``traceparent`` when known;
+- readers are tolerant (unknown fields ignored, unknown types skippable), the envelope is checked strictly.
 - the value is the event's JSON (``model_dump(mode="json")``), which repeats the envelope fields so a
   consumer that ignores headers still has the whole fact.
 
@@ -23,10 +25,13 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from shared.events import EVENT_TYPES, Event, UnknownEventType
+from shared.events import EVENT_TYPES, Event, UnknownEventType, read_tolerantly
+from shared.events.schema import dataschema_uri
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
+STRUCTURED_PREFIX = "application/cloudevents"
+"""``application/cloudevents+json`` (and batches): structured content mode, which Renja does not use."""
 SOURCE_PREFIX = "/renja/"
 TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -50,6 +55,12 @@ class DecodeError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    @property
+    def skippable(self) -> bool:
+        """True for an event type this release does not know: a tolerant reader skips it (a newer
+        producer's event), it is not a broken record for the dead-letter topic."""
+        return self.reason == "unknown_type"
 
 
 def source_uri(service: str) -> str:
@@ -80,6 +91,7 @@ def build_headers(
         ("ce_type", event_type.encode()),
         ("ce_time", time_text.encode()),
         ("ce_subject", str(subject).encode()),
+        ("ce_dataschema", dataschema_uri(event_type).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
     if traceparent and TRACEPARENT_RE.match(traceparent):
@@ -116,20 +128,29 @@ def header_map(headers: Any) -> dict[str, str]:
 
 
 def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
-    """Decode one record into our event model.
+    """Decode one record into our event model, as a tolerant reader of a strict contract.
 
-    Raises ``DecodeError`` with ``reason`` one of ``missing_header``, ``bad_specversion``,
-    ``unknown_type``, ``not_json``, ``bad_schema``, ``header_mismatch``, ``bad_header``.
+    Fields the model does not know are ignored (a newer producer may add them); everything else is
+    checked: the envelope headers, the Kafka key, ``ce_subject`` and ``ce_time`` against the data.
+    Raises ``DecodeError`` with ``reason`` one of ``structured_mode``, ``missing_header``,
+    ``bad_specversion``, ``bad_header``, ``unknown_type`` (``skippable``: a type this release does not
+    know), ``not_json``, ``bad_schema``, ``missing_key``, ``header_mismatch``.
     """
     h = header_map(headers)
+    media_type = _media_type(h.get("content-type"))
+    if media_type is not None and media_type.startswith(STRUCTURED_PREFIX):
+        raise DecodeError(
+            "structured_mode",
+            f"content-type {h['content-type']!r} is a structured-mode CloudEvent; Renja records are binary mode "
+            "(ce_* headers, value = the event data as application/json)",
+        )
     for required in ("ce_id", "ce_source", "ce_type", "ce_specversion"):
         if not h.get(required):
             raise DecodeError("missing_header", f"required CloudEvents header {required!r} is absent")
     if h["ce_specversion"] != SPECVERSION:
         raise DecodeError("bad_specversion", f"ce_specversion {h['ce_specversion']!r} is not 1.0")
-    content_type = h.get("content-type")
-    if content_type is not None and content_type != CONTENT_TYPE and content_type.split(";")[0].strip() != CONTENT_TYPE:
-        raise DecodeError("bad_header", f"content-type {content_type!r} is not application/json")
+    if media_type is not None and media_type != CONTENT_TYPE:
+        raise DecodeError("bad_header", f"content-type {h['content-type']!r} is not application/json")
     model = EVENT_TYPES.get(h["ce_type"])
     if model is None:
         raise DecodeError("unknown_type", str(UnknownEventType(f"unknown event type {h['ce_type']!r}")))
@@ -137,14 +158,41 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
         # Fast path: pydantic-core parses and validates the bytes in one pass (no Python dict in between).
         event = model.model_validate_json(value or b"")
     except ValidationError:
-        # Slow path, only for records the fast path refused: it names the reason (not_json / bad_schema)
-        # exactly as before, and still accepts what ``json.loads`` alone accepts (e.g. UTF-16, a BOM).
+        # Slow path, only for records the fast path refused: unknown fields are dropped (tolerant reader),
+        # and what is still wrong is named (not_json / bad_schema); it also accepts what ``json.loads``
+        # alone accepts (e.g. UTF-16, a BOM).
         event = _validate_slowly(model, h["ce_type"], value)
+    _check_envelope(event, key, h)
+    return event
+
+
+def _media_type(content_type: str | None) -> str | None:
+    """The media type of a ``content-type`` value, lower case, without parameters (None if absent)."""
+    if content_type is None:
+        return None
+    return content_type.split(";")[0].strip().lower()
+
+
+def _check_envelope(event: Event, key: bytes | None, h: dict[str, str]) -> None:
+    """The record's key and CloudEvents attributes must say what the data says (``header_mismatch``)."""
     if str(event.event_id) != h["ce_id"] or source_uri(event.source) != h["ce_source"]:
         raise DecodeError("header_mismatch", "ce_id/ce_source do not match the event data")
-    if key is not None and key.decode(errors="replace") != str(event.renja_id):
+    if key is None:
+        # Without the Renja id as key a record may land on any partition: its order is lost.
+        raise DecodeError("missing_key", "the record has no Kafka key; the key must be the event's Renja id")
+    if key.decode(errors="replace") != str(event.renja_id):
         raise DecodeError("header_mismatch", "Kafka key is not the event's Renja id")
-    return event
+    subject = h.get("ce_subject")
+    if subject is not None and subject != str(event.renja_id):
+        raise DecodeError("header_mismatch", "ce_subject is not the event's Renja id")
+    time_text = h.get("ce_time")
+    if time_text is not None:
+        try:
+            time = datetime.fromisoformat(time_text)
+        except ValueError as exc:
+            raise DecodeError("bad_header", f"ce_time {time_text!r} is not an RFC 3339 timestamp") from exc
+        if time.tzinfo is None or time != event.occurred_at:
+            raise DecodeError("header_mismatch", f"ce_time {time_text!r} is not the event's occurred_at")
 
 
 def _validate_slowly(model: type[Event], ce_type: str, value: bytes | None) -> Event:
@@ -156,6 +204,6 @@ def _validate_slowly(model: type[Event], ce_type: str, value: bytes | None) -> E
     if not isinstance(data, dict):
         raise DecodeError("bad_schema", "value is JSON but not an object")
     try:
-        return model.model_validate(data)
+        return read_tolerantly(model, data)
     except ValidationError as exc:
         raise DecodeError("bad_schema", f"{ce_type}: {exc.errors(include_url=False)}") from exc

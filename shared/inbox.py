@@ -5,6 +5,8 @@ Invariants:
   event id) and the handler's effects commit in ONE Postgres transaction, and the Kafka offset is committed
   only after that commit, and only for partitions still assigned to this member (rebalance-safe);
 - an event id already in the inbox is skipped, so a redelivered or re-published event is applied once;
+- a record of an event type this release does not know is skipped (counted in ``stats.skipped_unknown``,
+  logged once per type): tolerant readers, so a producer upgraded first never fills the DLQs;
 - a record that cannot be decoded, or whose handler raises a non-connection error, is sent to the group's
   dead-letter topic (original key/value/headers plus ``dlq_*`` headers with the reason) and acknowledged by
   the broker BEFORE the database commit, so it is never lost; the consumer then goes on;
@@ -61,6 +63,8 @@ class ConsumerStats:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    skipped_unknown: dict[str, int] = field(default_factory=dict)
+    """Records of event types this release does not know, per ``ce_type``: skipped, not dead-lettered."""
     batches: int = 0
     last_error: str | None = None
     assigned: set[TopicPartition] = field(default_factory=set)
@@ -183,7 +187,10 @@ class IdempotentConsumer:
             try:
                 decoded.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
             except DecodeError as exc:
-                dead.append((rec, exc.reason, exc.detail))
+                if exc.skippable:
+                    self._skip_unknown(rec)
+                else:
+                    dead.append((rec, exc.reason, exc.detail))
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await self._claim(conn, decoded)
             dead += await self._apply(conn, fresh)
@@ -218,6 +225,20 @@ class IdempotentConsumer:
                 await consumer.commit({tp: records[-1].offset + 1})
             except CommitFailedError as exc:  # rebalanced meanwhile: the inbox makes the replay harmless
                 log.info("commit_skipped_after_rebalance", partition=tp.partition, error=str(exc))
+
+    def _skip_unknown(self, rec: ConsumerRecord[bytes, bytes]) -> None:
+        """Count a record of an unknown event type (a newer producer's); log the first of each type."""
+        ce_type = dict(rec.headers or ()).get("ce_type", b"").decode(errors="replace")
+        seen = self.stats.skipped_unknown.get(ce_type, 0)
+        self.stats.skipped_unknown[ce_type] = seen + 1
+        if seen == 0:
+            log.info(
+                "unknown_event_type_skipped",
+                consumer=self.name,
+                ce_type=ce_type,
+                partition=rec.partition,
+                offset=rec.offset,
+            )
 
     async def _claim(
         self, conn: asyncpg.Connection, decoded: list[tuple[ConsumerRecord[bytes, bytes], Event]]

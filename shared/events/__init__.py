@@ -5,7 +5,11 @@ Invariant: every concrete event class appears exactly once in ``EVENT_TYPES`` un
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
+
+from pydantic import ValidationError
 
 from shared.events.models import (
     Actor,
@@ -48,16 +52,47 @@ class UnknownEventType(ValueError):
 
 
 def parse_event(event_type: str, data: dict[str, Any] | bytes | str) -> Event:
-    """Build the event model for ``event_type`` from JSON data.
+    """Build the event model for ``event_type`` from JSON data, as a tolerant reader (``read_tolerantly``).
 
     Raises ``UnknownEventType`` for an unregistered type and ``pydantic.ValidationError`` for bad data.
     """
     model = EVENT_TYPES.get(event_type)
     if model is None:
         raise UnknownEventType(f"unknown event type {event_type!r}")
+    return read_tolerantly(model, data)
+
+
+def read_tolerantly(model: type[Event], data: dict[str, Any] | bytes | str) -> Event:
+    """Validate ``data`` as ``model`` ignoring fields the model does not know, at any depth.
+
+    The models forbid unknown fields, so writers (who build events in code) stay strict; a reader must
+    accept what a newer producer added (docs/events.md: additive changes only, readers ignore unknown
+    fields). Only ``extra_forbidden`` errors are forgiven: the fields they name are dropped and the rest
+    is validated as strictly as ever. Raises ``pydantic.ValidationError`` for anything else.
+    """
+    try:
+        if isinstance(data, dict):
+            return model.model_validate(data)
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if not errors or any(e["type"] != "extra_forbidden" for e in errors):
+            raise
+        known = json.loads(data) if not isinstance(data, dict) else copy.deepcopy(data)
+        for error in errors:
+            _drop(known, error["loc"])
+        return model.model_validate(known)
+
+
+def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
+    """Remove the value at path ``loc`` (keys and list indexes) from nested ``data``, if it is there."""
+    for step in loc[:-1]:
+        try:
+            data = data[step]
+        except (KeyError, IndexError, TypeError):
+            return
     if isinstance(data, dict):
-        return model.model_validate(data)
-    return model.model_validate_json(data)
+        data.pop(loc[-1], None)
 
 
 __all__ = [
@@ -83,4 +118,5 @@ __all__ = [
     "UnitDelivery",
     "UnknownEventType",
     "parse_event",
+    "read_tolerantly",
 ]

@@ -19,16 +19,25 @@ SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_BASE_URI = "https://renja.example.go.id/schemas/events/"
 
 
+def dataschema_uri(event_type: str) -> str:
+    """The schema's ``$id`` for one event type: the records' CloudEvents ``dataschema`` attribute."""
+    return f"{SCHEMA_BASE_URI}{event_type}.schema.json"
+
+
 def schema_for(event_type: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one event type's data, with ``$id`` and ``title``."""
+    """The JSON Schema (draft 2020-12) of one event type's data, with ``$id``, ``title`` and ``$comment``.
+
+    Only standard keywords (no ``x-`` extensions), so validators in strict mode (Ajv) compile it as is;
+    the CloudEvents type is the ``title`` and is repeated in ``$comment``.
+    """
     model = EVENT_TYPES[event_type]
     schema = model.model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{SCHEMA_BASE_URI}{event_type}.schema.json",
+        "$id": dataschema_uri(event_type),
+        "$comment": f"CloudEvents type {event_type}: the data (Kafka record value) of this event type",
         **schema,
         "title": event_type,
-        "x-cloudevents-type": event_type,
     }
 
 

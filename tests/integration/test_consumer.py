@@ -84,30 +84,36 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_good_one_is_applied(
     h = dict(headers)
     poison = [
         (key, b"{not json", headers),
-        (key, value, list({**h, "ce_type": b"renja.Unknown.v9"}.items())),
         (key, value, [(k, v) for k, v in headers if k != "ce_source"]),
         (key, json.dumps({**json.loads(value), "level": "bisikan"}).encode(), headers),
         good("explode", stream),
     ]
+    # A newer producer's event type is skipped, not dead-lettered (tolerant reader).
+    future = (key, value, list({**h, "ce_type": b"renja.Unknown.v9"}.items()))
+    # ... and a known event with a field this release does not know is applied (the field ignored).
+    newer_key, newer_value, newer_headers = good("with a newer field", stream)
+    newer = (newer_key, json.dumps({**json.loads(newer_value), "opd_kode": "1.02"}).encode(), newer_headers)
     last = good("after the poison", stream)
-    await produce(settings, topic, [*poison, last])
+    await produce(settings, topic, [poison[0], future, newer, *poison[1:], last])
     pool = await asyncpg.create_pool(scratch_db, min_size=1, max_size=4)
     consumer = make_consumer(pool, settings, topic, f"g-{uuid4().hex[:8]}")
     task = asyncio.create_task(consumer.run())
     try:
-        assert await wait_applied(scratch_db, 1) == 1
-        dead = await read_all(settings.kafka_bootstrap, f"{topic}.dlq", expect=5)
+        assert await wait_applied(scratch_db, 2) == 2
+        dead = await read_all(settings.kafka_bootstrap, f"{topic}.dlq", expect=4)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await pool.close()
     reasons = [dict(r.headers)["dlq_reason"].decode() for r in dead]
-    assert reasons == ["not_json", "unknown_type", "missing_header", "bad_schema", "handler_error"]
+    assert reasons == ["not_json", "missing_header", "bad_schema", "handler_error"]
+    assert consumer.stats.skipped_unknown == {"renja.Unknown.v9": 1}
     assert all(dict(r.headers)["dlq_error"] for r in dead)
     assert dead[0].value == b"{not json"  # the original message is kept as it was
     conn = await asyncpg.connect(scratch_db)
-    assert [r["text"] for r in await conn.fetch("SELECT text FROM applied")] == ["after the poison"]
+    applied = [r["text"] for r in await conn.fetch("SELECT text FROM applied")]
+    assert applied == ["with a newer field", "after the poison"]
     await conn.close()
 
 
