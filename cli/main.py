@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, demo, findings, stack, tokens
+from cli import audit, demo, dlq, findings, stack, tokens
 
 app = typer.Typer(
     name="renja",
@@ -30,6 +30,9 @@ app.command("timeline")(audit.timeline)
 app.command("verify")(audit.verify)
 app.add_typer(audit.rebuild_app, name="rebuild")
 app.command("reconcile")(audit.reconcile)
+
+# Dead letters of a consumer group: inspect, and replay onto the event log.
+app.add_typer(dlq.dlq_app, name="dlq")
 
 # Findings of a draft (services/documents).
 app.command("findings")(findings.findings)
