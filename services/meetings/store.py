@@ -1,10 +1,11 @@
 """The meetings table (the service's own records of step 6): SQL in one place.
 
 Invariants:
-- a meeting row is written only inside a command transaction (``shared.process.execute``), together with
+- a meeting row is written only inside a command transaction (``shared.command.CommandUnit``), together with
   the process-state update and, when it completes the pair, the ``MeetingHeld`` event and outbox row;
 - ``rev`` counts the row's changes: every update names the ``rev`` it read, so two concurrent PUTs
-  cannot both win (the loser gets ``MeetingChanged`` → HTTP 409), and a held meeting is never changed.
+  cannot both win (the loser gets ``MeetingChanged`` and decides again on the fresh row), and a held
+  meeting is never changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from uuid import UUID
 import asyncpg
 from pydantic import BaseModel, ConfigDict
 
-from services.meetings.domain import AttendanceIn, NotulenIn
+from services.meetings.schemas import AttendanceIn, NotulenIn
 
 
 class MeetingChanged(Exception):

@@ -8,8 +8,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.notifier.api import router
+from services.notifier.consumers import reactions
 from services.notifier.dispatch import run_mail_dispatcher, run_webhook_dispatcher
-from services.notifier.service import reactions
+from services.notifier.service import NotifierService
 from services.notifier.settings import NotifierSettings
 from shared.app import build_service_app
 from shared.runtime import Runtime
@@ -18,8 +19,9 @@ from shared.runtime import Runtime
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     """Build the app: ``uvicorn services.notifier.main:create_app --factory``.
 
-    Every event type gets the same reaction (webhooks, projection, next-actor mail); two dispatcher tasks
-    send what the transactions queued and are cancelled with the other runtime tasks on shutdown.
+    Every event type gets the same reaction (webhooks, projection, next-actor mail; ``consumers``); the
+    ``NotifierService`` (``deps.NotifierDep``) runs the routes' use cases; two dispatcher tasks send what
+    the transactions queued and are cancelled with the other runtime tasks on shutdown.
     """
     cfg = settings or NotifierSettings()
 
@@ -28,7 +30,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         rt.tasks.append(asyncio.create_task(run_mail_dispatcher(pool, cfg), name="mail-dispatcher"))
         rt.tasks.append(asyncio.create_task(run_webhook_dispatcher(pool, cfg), name="webhook-dispatcher"))
 
-    return build_service_app(
+    app = build_service_app(
         cfg,
         title="Renja — notifier",
         description=(
@@ -37,6 +39,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         ),
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        reactions=reactions,
+        reactions=lambda rt: reactions(cfg, rt.sop),
         on_startup=start_dispatchers,
     )
+    rt: Runtime = app.state.runtime
+    app.state.notifier = NotifierService(cfg, rt.sop, rt.require_pool, rt.commands)
+    return app

@@ -15,6 +15,7 @@ from uuid import UUID
 import asyncpg
 
 from services.notifier.messages import MailDraft, subscription_matches, webhook_body
+from services.notifier.schemas import WebhookCreated, WebhookDeliveryPublic, WebhookPublic
 from shared.events import Distributed, Event, ReceiptRecorded
 
 EMAIL = "email"
@@ -164,6 +165,66 @@ async def distribution_of(
         head["event_id"],
     )
     return dict(head), [dict(r) for r in rows]
+
+
+async def insert_subscription(conn: asyncpg.Connection, hook: WebhookCreated) -> None:
+    """Store a new webhook subscription with its signing secret."""
+    await conn.execute(
+        "INSERT INTO webhook_subscriptions (id, url, event_types, secret, description, created_by, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        hook.id,
+        hook.url,
+        hook.event_types,
+        hook.secret,
+        hook.description,
+        hook.created_by,
+        hook.created_at,
+    )
+
+
+async def active_subscriptions(conn: asyncpg.Connection) -> list[WebhookPublic]:
+    """The live (not deleted) subscriptions, oldest first, without their secrets."""
+    rows = await conn.fetch(
+        "SELECT id, url, event_types, description, created_by, created_at FROM webhook_subscriptions"
+        " WHERE deleted_at IS NULL ORDER BY created_at"
+    )
+    return [WebhookPublic(**dict(r)) for r in rows]
+
+
+async def delete_subscription(conn: asyncpg.Connection, webhook_id: UUID) -> bool:
+    """Mark a live subscription deleted and fail its pending deliveries (history kept); False if there was
+    no live subscription with this id. Call it inside a transaction: both updates belong together."""
+    done = await conn.fetchval(
+        "UPDATE webhook_subscriptions SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL RETURNING 1",
+        webhook_id,
+    )
+    if done is None:
+        return False
+    await conn.execute(
+        "UPDATE webhook_deliveries SET failed_at = now(), last_error = 'subscription deleted'"
+        " WHERE subscription_id = $1 AND delivered_at IS NULL AND failed_at IS NULL",
+        webhook_id,
+    )
+    return True
+
+
+async def deliveries_of(conn: asyncpg.Connection, webhook_id: UUID) -> list[WebhookDeliveryPublic] | None:
+    """The deliveries of a subscription (deleted ones included), oldest first; None if it never existed."""
+    if await conn.fetchval("SELECT 1 FROM webhook_subscriptions WHERE id = $1", webhook_id) is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT id, event_id, event_type, renja_id, attempts, last_status, last_error, created_at,"
+        " next_attempt_at, delivered_at, failed_at FROM webhook_deliveries WHERE subscription_id = $1"
+        " ORDER BY id",
+        webhook_id,
+    )
+    return [
+        WebhookDeliveryPublic(
+            **dict(r),
+            status="delivered" if r["delivered_at"] else "failed" if r["failed_at"] else "pending",
+        )
+        for r in rows
+    ]
 
 
 async def skip_superseded(conn: asyncpg.Connection) -> int:
