@@ -88,6 +88,16 @@ class Postgres:
                 for entry in (*dirs, *files):
                     shutil.chown(os.path.join(root, entry), POSTGRES_OS_USER, POSTGRES_OS_USER)
 
+    def _server_options(self) -> str:
+        """``pg_ctl -o``'s value: our port, socket dir, listen address and connection limit, shell-quoted."""
+        return shlex.join(
+            [
+                *("-p", str(self.s.postgres_port), "-k", str(self.s.postgres_socket_dir)),
+                *("-c", f"listen_addresses={self.s.postgres_host}"),
+                *("-c", f"max_connections={self.s.postgres_max_connections}"),
+            ]
+        )
+
     async def start(self) -> None:
         """``initdb`` if the data dir is empty, then ``pg_ctl start -w`` (returns once it accepts)."""
         initdb, pg_ctl = self._bin("initdb"), self._bin("pg_ctl")
@@ -107,18 +117,7 @@ class Postgres:
         if stale.exists() and self.pid() is None:
             # Left by a killed server whose pid is gone (or reused): postgres would refuse to start.
             stale.unlink()
-        server_opts = shlex.join(
-            [
-                "-p",
-                str(self.s.postgres_port),
-                "-k",
-                str(self.s.postgres_socket_dir),
-                "-c",
-                f"listen_addresses={self.s.postgres_host}",
-                "-c",
-                f"max_connections={self.s.postgres_max_connections}",
-            ]
-        )
+        server_opts = self._server_options()
         await run_once(
             self._as_owner(
                 [

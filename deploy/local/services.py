@@ -58,7 +58,7 @@ class Service:
             **os.environ,
             **self.s.as_env(),
             "RENJA_SERVICE": self.name,
-            "RENJA_DATABASE_URL": self.s.postgres_dsn(self.name),
+            "RENJA_DATABASE_URL": self.s.postgres_dsn(manifest.database_of(self.name)),
             "RENJA_KAFKA_BOOTSTRAP": self.s.kafka_bootstrap,
             "PYTHONUNBUFFERED": "1",
         }
