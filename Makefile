@@ -3,6 +3,8 @@
 #   make up/down    start/stop the local no-Docker stack (Postgres 15, Kafka, mail sink, services)
 #   make status     health of every component (non-zero exit if any is unhealthy)
 #   make test       setup, up, run every test tier, down (exit code of pytest preserved)
+#   make test-unit  the unit tier only: no stack, no setup beyond `uv sync`
+#   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,10 +17,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
 PYTEST_MARKERS ?= unit or integration or e2e
 
-.PHONY: help setup up down status lint typecheck test demo
+.PHONY: help setup up down status lint fmt typecheck test test-unit demo
 
 help:
-	@echo "targets: setup up down status lint typecheck test demo"
+	@echo "targets: setup up down status lint fmt typecheck test test-unit demo"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
@@ -49,6 +51,9 @@ status:
 lint:
 	uv run ruff check . && uv run ruff format --check .
 
+fmt:
+	uv run ruff format . && uv run ruff check --fix .
+
 typecheck:
 	uv run mypy shared services deploy cli
 
@@ -58,6 +63,9 @@ test: setup
 	$(MAKE) --no-print-directory up && uv run pytest -m "$(PYTEST_MARKERS)" tests/ || rc=$$?; \
 	$(MAKE) --no-print-directory down || true; \
 	exit $$rc
+
+test-unit:
+	uv run pytest -m unit tests/
 
 demo: setup up
 	uv run renja demo

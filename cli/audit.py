@@ -21,12 +21,13 @@ from services.audit.api import parse_as_of, timeline_csv, timeline_public, verif
 from services.audit.keys import key_id, load_signing_key, public_key_b64
 from services.audit.projection import REBUILD, Projector
 from services.audit.rebuild import rebuild as rebuild_projection
-from services.audit.reconcile import PRODUCERS, collect, compare_witnesses, format_report
+from services.audit.reconcile import collect, compare_witnesses, format_report
 from services.audit.settings import AuditSettings
 from services.audit.store import load_timeline
 from services.audit.timeline import format_minutes
 from services.audit.verify import verify_renja
 from services.audit.workcalendar import calendar_from_sop
+from shared.manifest import PRODUCERS, database_of
 from shared.sop import load_sop
 
 console = Console()
@@ -182,7 +183,7 @@ def reconcile(
 ) -> None:
     """Compare the event ids in every service's events table, in Kafka and in the audit; exit 1 on any gap."""
     settings = AuditSettings()
-    dsns = {name: settings.postgres_dsn(name) for name in PRODUCERS}
+    dsns = {name: settings.postgres_dsn(database_of(name)) for name in PRODUCERS}
 
     async def run() -> bool:
         witnesses = await collect(

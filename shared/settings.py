@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.manifest import DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_group_of, database_of
+
 DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
 
 
@@ -30,15 +32,15 @@ class ServiceSettings(BaseSettings):
     postgres_port: int = 55432
     postgres_user: str = "postgres"
     postgres_password: str = ""
-    postgres_database: str | None = None  # defaults to the service name
+    postgres_database: str | None = None  # defaults to the service's database in shared.manifest
     postgres_pool_max: int = 10
 
     kafka_host: str = "127.0.0.1"
     kafka_port: int = 59092
     kafka_servers: str | None = None  # comma-separated bootstrap list; overrides host/port when set
-    event_topic: str = "renja.events"
-    dlq_topic_prefix: str = "renja.events.dlq."
-    consumer_group: str | None = None  # defaults to the service name
+    event_topic: str = EVENT_TOPIC
+    dlq_topic_prefix: str = DLQ_TOPIC_PREFIX
+    consumer_group: str | None = None  # defaults to the service's group in shared.manifest
     consumer_batch_max: int = 500
     relay_batch_max: int = 500
     relay_poll_seconds: float = 1.0
@@ -52,11 +54,13 @@ class ServiceSettings(BaseSettings):
 
     @property
     def database(self) -> str:
-        return self.postgres_database or self.service
+        """``postgres_database``, else the database the manifest gives this service (else its name)."""
+        return self.postgres_database or database_of(self.service)
 
     @property
     def group_id(self) -> str:
-        return self.consumer_group or self.service
+        """``consumer_group``, else the group the manifest gives this service (else its name)."""
+        return self.consumer_group or consumer_group_of(self.service)
 
     @property
     def dlq_topic(self) -> str:

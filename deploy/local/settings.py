@@ -1,10 +1,11 @@
 """Settings of the no-Docker local stack: where things run, on which ports, with which topics.
 
 Owns the single source of truth for addresses of the local stack (Postgres, Kafka, the SMTP sink and
-the six services). The supervisor (``deploy.local.stack``), the services it starts and the tests all
-build ``StackSettings()`` from the same environment (prefix ``RENJA_``), so they agree on every
-address without passing values around. Every value here is for a single developer machine or CI run:
-loopback only, trust authentication, replication factor 1.
+the six services); which services there are, their default ports, databases and consumer groups come from
+the service manifest (``shared.manifest``). The supervisor (``deploy.local.supervisor``), the services
+it starts and the tests all build ``StackSettings()`` from the same environment (prefix ``RENJA_``), so
+they agree on every address without passing values around. Every value here is for a single developer
+machine or CI run: loopback only, trust authentication, replication factor 1.
 """
 
 from __future__ import annotations
@@ -15,15 +16,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import manifest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The work tree this module lives in (``deploy/local/settings.py`` → two levels up)."""
-
-SERVICE_NAMES: tuple[str, ...] = ("directive", "documents", "meetings", "approvals", "notifier", "audit")
-"""The six services of DESIGN.md, in start order; each owns a database and a consumer group of its name."""
-
-
-def _default_service_ports() -> dict[str, int]:
-    return {name: 8101 + index for index, name in enumerate(SERVICE_NAMES)}
 
 
 class StackSettings(BaseSettings):
@@ -41,7 +37,8 @@ class StackSettings(BaseSettings):
     - the event log ``renja.events`` (6 partitions, infinite retention, RF 1) and one dead-letter topic
       ``renja.events.dlq.<group>`` per consumer group (1 partition, infinite retention);
     - SMTP sink on ``127.0.0.1:2525``;
-    - services on 8101..8106 (directive, documents, meetings, approvals, notifier, audit).
+    - services on their manifest ports, 8101..8106 (directive, documents, meetings, approvals, notifier,
+      audit); the databases are the manifest's.
     """
 
     model_config = SettingsConfigDict(env_prefix="RENJA_", extra="ignore", frozen=True)
@@ -55,7 +52,7 @@ class StackSettings(BaseSettings):
     postgres_port: int = 55432
     postgres_user: str = "postgres"
     postgres_max_connections: int = 200
-    databases: tuple[str, ...] = SERVICE_NAMES
+    databases: tuple[str, ...] = tuple(spec.database for spec in manifest.SERVICES)
 
     # Kafka (KRaft, one combined broker+controller node from the Maven jars).
     kafka_host: str = "127.0.0.1"
@@ -64,10 +61,10 @@ class StackSettings(BaseSettings):
     kafka_heap_opts: str = "-Xms256m -Xmx512m"
     kafka_libs_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka" / "target" / "kafka-libs"
     kafka_log4j_config: Path = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j.properties"
-    event_topic: str = "renja.events"
+    event_topic: str = manifest.EVENT_TOPIC
     event_topic_partitions: int = 6
     replication_factor: int = 1
-    dlq_topic_prefix: str = "renja.events.dlq."
+    dlq_topic_prefix: str = manifest.DLQ_TOPIC_PREFIX
 
     # Local SMTP sink (component ``mail``): every received message becomes an .eml file.
     mail_host: str = "127.0.0.1"
@@ -75,7 +72,7 @@ class StackSettings(BaseSettings):
 
     # Services (uvicorn processes, one per service module that exists).
     service_host: str = "127.0.0.1"
-    service_ports: dict[str, int] = Field(default_factory=_default_service_ports)
+    service_ports: dict[str, int] = Field(default_factory=manifest.default_ports)
 
     # Bounded waits, in seconds, for a component to become healthy after start.
     postgres_start_timeout_s: float = 60.0
@@ -139,13 +136,13 @@ class StackSettings(BaseSettings):
         return f"http://{self.service_host}:{self.service_ports[name]}"
 
     def dlq_topic(self, group: str) -> str:
-        """Dead-letter topic of consumer group ``group`` (= the service name): ``renja.events.dlq.<group>``."""
-        return f"{self.dlq_topic_prefix}{group}"
+        """Dead-letter topic of consumer group ``group``: ``renja.events.dlq.<group>``."""
+        return manifest.dlq_topic(group, self.dlq_topic_prefix)
 
     @property
     def consumer_groups(self) -> tuple[str, ...]:
-        """Consumer group ids, one per service, equal to the service names."""
-        return tuple(self.service_ports)
+        """Consumer group ids, one per service of ``service_ports`` (the manifest's group of each)."""
+        return tuple(manifest.consumer_group_of(name) for name in self.service_ports)
 
     @property
     def dlq_topics(self) -> tuple[str, ...]:

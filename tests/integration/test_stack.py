@@ -25,6 +25,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.local import stack
 from deploy.local.settings import StackSettings
+from shared import manifest
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +106,7 @@ async def test_second_up_is_a_no_op_that_changes_no_pid(running_stack: StackSett
 
 
 async def test_every_service_database_exists(running_stack: StackSettings) -> None:
-    for db in ("directive", "documents", "meetings", "approvals", "notifier", "audit"):
+    for db in (spec.database for spec in manifest.SERVICES):
         conn = await asyncpg.connect(running_stack.postgres_dsn(db), timeout=10)
         try:
             assert await conn.fetchval("SELECT current_database()") == db
@@ -137,8 +138,8 @@ async def test_one_dead_letter_topic_per_consumer_group(running_stack: StackSett
     finally:
         await admin.close()
 
-    for group in ("directive", "documents", "meetings", "approvals", "notifier", "audit"):
-        assert f"renja.events.dlq.{group}" in topics
+    for spec in manifest.SERVICES:
+        assert f"renja.events.dlq.{spec.consumer_group}" in topics
 
 
 async def test_mail_sink_writes_each_message_as_an_eml_file(running_stack: StackSettings) -> None:
