@@ -3,7 +3,7 @@
 #   make up/down    start/stop the local no-Docker stack (Postgres 15, Kafka, mail sink, services)
 #   make status     health of every component (non-zero exit if any is unhealthy)
 #   make test       setup, up, run every test tier, down (exit code of pytest preserved)
-#   make test-unit  the unit tier only: no stack, no setup beyond `uv sync`
+#   make test-unit  the unit tier only: no stack; needs only `uv sync` and Node's Ajv (tools/ajv), which it installs
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -65,6 +65,8 @@ test: setup
 	exit $$rc
 
 test-unit:
+	@uv sync --frozen -q
+	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
 	uv run pytest -m unit tests/
 
 demo: setup up
