@@ -196,12 +196,8 @@ class DraftPublic(DraftSummaryPublic):
     @classmethod
     def of_record(cls, r: DraftRecord) -> DraftPublic:
         return cls(
-            version=r.meta.version, stage=r.meta.stage, content_sha256=r.content_sha256,
-            based_on_version=r.based_on_version, meeting_id=r.meeting_id, notulen_sha256=r.notulen_sha256,
-            rows=len(r.rows), pagu_total=r.pagu_total, blocking_findings=r.blocking,
-            warning_findings=r.warning, pdf_sha256=r.pdf_sha256, docx_sha256=r.docx_sha256,
-            note=r.note, created_by=r.created_by, created_at=r.created_at,
-            meta=r.meta, applied_changes=list(r.applied_changes), content=list(r.rows),
+            **_draft_fields(r), created_by=r.created_by, created_at=r.created_at, meta=r.meta,
+            applied_changes=list(r.applied_changes), content=list(r.rows),
         )  # fmt: skip
 
 
@@ -235,22 +231,10 @@ class DraftCreatedPublic(BaseModel):
     ) -> DraftCreatedPublic:
         """The answer of steps 5 and 7: the new draft, the events appended and the step now due."""
         return cls(
+            **_draft_fields(record),
             renja_id=record.renja_id,
-            version=record.meta.version,
-            stage=record.meta.stage,
-            content_sha256=record.content_sha256,
-            based_on_version=record.based_on_version,
-            meeting_id=record.meeting_id,
-            notulen_sha256=record.notulen_sha256,
-            rows=len(record.rows),
-            pagu_total=record.pagu_total,
-            blocking_findings=record.blocking,
-            warning_findings=record.warning,
-            pdf_sha256=record.pdf_sha256,
-            docx_sha256=record.docx_sha256,
             applied_changes=list(record.applied_changes),
             skipped_changes=list(skipped),
-            note=record.note,
             events=[{"event_id": str(e.event_id), "type": e.event_type} for e in events],
             next_step=None if step is None else {"number": step.number, "role": step.role},
         )
@@ -263,3 +247,13 @@ class DiffPublic(BaseModel):
     from_version: int
     to_version: int
     diff: DraftDiff
+
+
+def _draft_fields(r: DraftRecord) -> dict[str, Any]:
+    """What every answer about a stored draft says of it (hashes, rows, pagu total, findings counts)."""
+    return {
+        "version": r.meta.version, "stage": r.meta.stage, "content_sha256": r.content_sha256,
+        "based_on_version": r.based_on_version, "meeting_id": r.meeting_id, "notulen_sha256": r.notulen_sha256,
+        "rows": len(r.rows), "pagu_total": r.pagu_total, "blocking_findings": r.blocking,
+        "warning_findings": r.warning, "pdf_sha256": r.pdf_sha256, "docx_sha256": r.docx_sha256, "note": r.note,
+    }  # fmt: skip
