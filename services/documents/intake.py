@@ -451,6 +451,14 @@ _CODE_CHARS = re.compile(r"[0-9]+(\.[0-9]+)*")
 _TARGET_WITH_UNIT = re.compile(r"([0-9][0-9.,]*)\s+(\S.*)")
 
 
+class _BadRow(Exception):
+    """A grid line that is not a valid row: each problem is (column or None, Indonesian message)."""
+
+    def __init__(self, *problems: tuple[_Column | None, str]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = problems
+
+
 def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
     header = _find_header(grid)
     if header is None:
@@ -462,91 +470,107 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
     by_field = {col.field: col for col in columns}
     rows: list[Row] = []
     errors: list[RowError] = []
-
-    def err(r: int, col: _Column | None, message: str) -> None:
-        errors.append(
-            RowError(
-                file=file,
-                row=r,
-                column=col.label if col else None,
-                column_letter=_column_letter(col.index) if col else None,
-                message=message,
-            )
-        )
-
     for r in range(top + depth, len(grid.cells) + 1):
-        values = {col.field: grid.value(r, col.index) for col in columns}
-        texts = {name: _text(v) for name, v in values.items()}
-        filled = [t for t in texts.values() if t]
-        if not filled or all(_NUMBERING.fullmatch(t) for t in filled):
-            continue  # blank line, or the "(1) (2) (3)" column-number line under T-C headers
-        kode = re.sub(r"\s+", "", texts.get("kode", "")).rstrip(".")
-        if not kode:
-            if normalise_header(texts.get("nama", "")) in _TOTAL_LABELS:
-                continue
-            err(r, by_field["kode"], "kode kosong")
+        try:
+            row = _grid_row({col.field: grid.value(r, col.index) for col in columns}, by_field, unit)
+        except _BadRow as bad:
+            errors += [_row_error(file, r, col, message) for col, message in bad.problems]
             continue
-        if not _CODE_CHARS.fullmatch(kode):
-            err(r, by_field["kode"], f"kode '{kode}' hanya boleh berisi angka dan titik")
-            continue
-        segments = len(kode.split("."))
-        if segments in (1, 2):
-            continue  # urusan / bidang urusan heading lines of SIPD exports carry no plan data
-        level = level_of(kode)
-        if level is None:
-            err(r, by_field["kode"], f"kode '{kode}' bukan program (3 segmen), kegiatan (5) atau sub kegiatan (6)")
-            continue
-        declared = normalise_header(texts.get("level", "")).replace(" ", "_")
-        if declared and declared != level:
-            err(r, by_field["level"], f"level '{texts['level']}' tidak sesuai kode '{kode}' ({level})")
-            continue
-        nama = texts.get("nama", "")
-        if not nama:
-            err(r, by_field["nama"], f"nama kosong untuk kode '{kode}'")
-            continue
-        money: dict[str, int | None] = {}
-        bad = False
-        for name in ("pagu", "pagu_n1"):
-            if name in values:
-                try:
-                    money[name] = parse_rupiah(values[name])
-                except ValueError as exc:
-                    err(r, by_field[name], str(exc))
-                    bad = True
-        if bad:
-            continue
-        target, satuan = texts.get("target", ""), texts.get("satuan", "")
-        split = _TARGET_WITH_UNIT.fullmatch(target)
-        if "satuan" not in by_field and split:
-            # SIPD's target_sesudah holds "14 Dokumen": split it when the file has no satuan column.
-            target, satuan = split.group(1), split.group(2)
-        rows.append(
-            Row(
-                kode=kode,
-                level=level,
-                nama=nama,
-                indikator=texts.get("indikator", ""),
-                target=target,
-                satuan=satuan,
-                pagu=money.get("pagu"),
-                sumber_dana=texts.get("sumber_dana", ""),
-                lokasi=texts.get("lokasi", ""),
-                catatan=texts.get("catatan", ""),
-                target_n1=texts.get("target_n1", ""),
-                pagu_n1=money.get("pagu_n1"),
-                unit=unit,
-            )
-        )
+        if row is not None:
+            rows.append(row)
     if errors:
         raise IntakeError(errors)
     if not rows:
         raise IntakeError(
             [RowError(file=file, row=None, column=None, message="tidak ada baris program/kegiatan/sub kegiatan")]
         )
+    errors = _total_errors(file, rows, by_field)
+    if errors:
+        raise IntakeError(errors)
+    return rows
+
+
+def _row_error(file: str, row: int | None, col: _Column | None, message: str) -> RowError:
+    return RowError(
+        file=file,
+        row=row,
+        column=col.label if col else None,
+        column_letter=_column_letter(col.index) if col else None,
+        message=message,
+    )
+
+
+def _grid_row(values: dict[FieldName, Cell], by_field: dict[FieldName, _Column], unit: str) -> Row | None:
+    """The ``Row`` of one grid line; None for a line that holds no plan data (blank, column numbers,
+    totals, urusan headings); ``_BadRow`` naming every problem otherwise."""
+    texts = {name: _text(v) for name, v in values.items()}
+    filled = [t for t in texts.values() if t]
+    if not filled or all(_NUMBERING.fullmatch(t) for t in filled):
+        return None  # blank line, or the "(1) (2) (3)" column-number line under T-C headers
+    kode = re.sub(r"\s+", "", texts.get("kode", "")).rstrip(".")
+    if not kode:
+        if normalise_header(texts.get("nama", "")) in _TOTAL_LABELS:
+            return None
+        raise _BadRow((by_field["kode"], "kode kosong"))
+    if not _CODE_CHARS.fullmatch(kode):
+        raise _BadRow((by_field["kode"], f"kode '{kode}' hanya boleh berisi angka dan titik"))
+    if len(kode.split(".")) in (1, 2):
+        return None  # urusan / bidang urusan heading lines of SIPD exports carry no plan data
+    level = level_of(kode)
+    if level is None:
+        raise _BadRow((by_field["kode"], f"kode '{kode}' bukan program (3 segmen), kegiatan (5) atau sub kegiatan (6)"))
+    declared = normalise_header(texts.get("level", "")).replace(" ", "_")
+    if declared and declared != level:
+        raise _BadRow((by_field["level"], f"level '{texts['level']}' tidak sesuai kode '{kode}' ({level})"))
+    nama = texts.get("nama", "")
+    if not nama:
+        raise _BadRow((by_field["nama"], f"nama kosong untuk kode '{kode}'"))
+    money = _money(values, by_field)
+    target, satuan = texts.get("target", ""), texts.get("satuan", "")
+    split = _TARGET_WITH_UNIT.fullmatch(target)
+    if "satuan" not in by_field and split:
+        # SIPD's target_sesudah holds "14 Dokumen": split it when the file has no satuan column.
+        target, satuan = split.group(1), split.group(2)
+    return Row(
+        kode=kode,
+        level=level,
+        nama=nama,
+        indikator=texts.get("indikator", ""),
+        target=target,
+        satuan=satuan,
+        pagu=money.get("pagu"),
+        sumber_dana=texts.get("sumber_dana", ""),
+        lokasi=texts.get("lokasi", ""),
+        catatan=texts.get("catatan", ""),
+        target_n1=texts.get("target_n1", ""),
+        pagu_n1=money.get("pagu_n1"),
+        unit=unit,
+    )
+
+
+def _money(values: dict[FieldName, Cell], by_field: dict[FieldName, _Column]) -> dict[str, int | None]:
+    """The line's pagu and pagu n+1 in rupiah (present columns only); ``_BadRow`` for each unreadable one."""
+    money: dict[str, int | None] = {}
+    problems: list[tuple[_Column | None, str]] = []
+    money_fields: tuple[FieldName, ...] = ("pagu", "pagu_n1")
+    for name in money_fields:
+        if name in values:
+            try:
+                money[name] = parse_rupiah(values[name])
+            except ValueError as exc:
+                problems.append((by_field[name], str(exc)))
+    if problems:
+        raise _BadRow(*problems)
+    return money
+
+
+def _total_errors(file: str, rows: Sequence[Row], by_field: dict[FieldName, _Column]) -> list[RowError]:
+    """Totals are stored as bigint too (the unit's pagu total is the sum of its program rows): one error
+    per money column and level whose sum exceeds ``PAGU_MAX`` rupiah."""
+    errors: list[RowError] = []
     money_fields: tuple[FieldName, ...] = ("pagu", "pagu_n1")
     for name in money_fields:
         for level in ("program", "kegiatan", "sub_kegiatan"):
-            # Totals are stored as bigint too (the unit's pagu total is the sum of its program rows).
             total = sum(getattr(r, name) or 0 for r in rows if r.level == level)
             if total > PAGU_MAX:
                 col = by_field.get(name)
@@ -559,9 +583,7 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
                         message=f"jumlah {name} tingkat {level} melebihi batas {thousands(PAGU_MAX)} rupiah",
                     )
                 )
-    if errors:
-        raise IntakeError(errors)
-    return rows
+    return errors
 
 
 # --- public parsers ----------------------------------------------------------------------------------

@@ -7,13 +7,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.documents import store
-from services.documents.api import Documents, router
+from services.documents import consumers
+from services.documents.api import router, rows_refused
+from services.documents.domain import RowsRefused
+from services.documents.files import DocumentFiles
 from services.documents.findings import load_nomenclature, load_renstra
+from services.documents.service import DocumentsService
 from services.documents.settings import DocumentsSettings
+from services.documents.store import FileStore
 from shared.app import build_service_app
-from shared.events import MeetingHeld, Signed
-from shared.sop import load_sop
+from shared.runtime import Runtime
 
 
 def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
@@ -35,12 +38,16 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
         ),
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        reactions=lambda _rt: {MeetingHeld: store.on_meeting_held, Signed: store.on_signed},
+        reactions=consumers.reactions,
     )
-    app.state.documents = Documents(
+    app.add_exception_handler(RowsRefused, rows_refused)
+    rt: Runtime = app.state.runtime
+    app.state.documents = DocumentsService(
         settings=settings,
-        sop=load_sop(settings.sop_file),
-        files=store.FileStore(settings.files_dir),
+        sop=rt.sop,
+        pool=rt.require_pool,
+        commands=rt.commands,
+        files=DocumentFiles(FileStore(settings.files_dir)),
         nomenclature=load_nomenclature(settings.nomenclature_file),
         renstra=load_renstra(settings.renstra_file),
     )

@@ -7,7 +7,8 @@ Invariants:
   writing the same bytes twice is harmless; a file written for a transaction that then rolls back is an
   unreferenced blob, never a half-stored delivery;
 - every table change of a command commits in the command's transaction (``shared.process.execute``) or
-  in the upload's own single transaction; the consumer reactions here run in the consumer's transaction;
+  in the upload's own single transaction; the consumed facts are kept in the consumer's transaction
+  (``services.documents.consumers``);
 - rows are stored as the canonical JSON of ``services.documents.intake.Row`` (money in whole rupiah).
 """
 
@@ -28,7 +29,7 @@ import asyncpg
 from services.documents.draft import DraftMeta
 from services.documents.findings import Finding
 from services.documents.intake import Row
-from shared.events import Event, FileRef, MeetingHeld, RequestedChange, Signed, UnitDelivery
+from shared.events import FileRef, MeetingHeld, RequestedChange, Signed, UnitDelivery
 from shared.sop import RenjaState
 
 # ======================================================================================================
@@ -149,6 +150,18 @@ async def unit_files(conn: asyncpg.Connection, renja_id: UUID) -> dict[str, list
     for r in records:
         out.setdefault(r["unit"], []).append(r)
     return out
+
+
+async def unit_file(conn: asyncpg.Connection, renja_id: UUID, unit: str, sha256: str) -> asyncpg.Record | None:
+    """Name and media type of a file the unit delivered (attachment or rows file) with this SHA-256."""
+    return await conn.fetchrow(
+        "SELECT name, media_type FROM unit_files WHERE renja_id = $1 AND unit = $2 AND sha256 = $3"
+        " UNION ALL SELECT file_name, media_type FROM unit_rows"
+        " WHERE renja_id = $1 AND unit = $2 AND file_sha256 = $3 LIMIT 1",
+        renja_id,
+        unit,
+        sha256,
+    )
 
 
 async def deliveries(conn: asyncpg.Connection, renja_id: UUID, unit_order: Sequence[str]) -> list[UnitDelivery]:
@@ -373,20 +386,3 @@ async def set_signature_pdf(conn: asyncpg.Connection, renja_id: UUID, sha: str) 
         sha,
     )
     return stored
-
-
-# ======================================================================================================
-# Reactions (run by the consumer, in its transaction, after the SOP state was folded)
-# ======================================================================================================
-
-
-async def on_meeting_held(conn: asyncpg.Connection, event: Event, state: RenjaState) -> None:
-    """``renja.MeetingHeld.v1``: keep the notulen's requested changes for step 7 (and the records' data)."""
-    if isinstance(event, MeetingHeld):
-        await save_meeting(conn, event, state)
-
-
-async def on_signed(conn: asyncpg.Connection, event: Event, _: RenjaState) -> None:
-    """``renja.Signed.v1``: keep the signature; the signed PDF is rendered on its first GET."""
-    if isinstance(event, Signed):
-        await save_signature(conn, event)
