@@ -38,6 +38,8 @@ from shared.sop.commands import (
 from shared.sop.decider import command_step, decide
 from shared.sop.definition import (
     CANONICAL_COMPLETIONS,
+    KIND_ORDER,
+    SHIPPED_PLAN,
     SOP_FILE_ENV,
     Agency,
     Completion,
@@ -48,9 +50,12 @@ from shared.sop.definition import (
     SopDefinition,
     SopFileError,
     SopStep,
+    StepKind,
+    StepPlan,
     StepRole,
     Unit,
     default_sop_path,
+    kind_completion,
     load_sop,
 )
 from shared.sop.errors import (
@@ -64,11 +69,22 @@ from shared.sop.errors import (
     StaleVersion,
     WrongRole,
 )
+from shared.sop.guards import (
+    DraftKind,
+    current_version,
+    due_text,
+    ensure_current_version,
+    ensure_due,
+    ensure_new_version,
+    refusal,
+)
 from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, evolve, fold, next_step
 
 __all__ = [
     "CANONICAL_COMPLETIONS",
     "CLOSED",
+    "KIND_ORDER",
+    "SHIPPED_PLAN",
     "SOP_FILE_ENV",
     "Agency",
     "AlreadyRecorded",
@@ -86,6 +102,7 @@ __all__ = [
     "DistributionRecipient",
     "DomainError",
     "DraftInfo",
+    "DraftKind",
     "Initial",
     "InvalidCommand",
     "IssueArahan",
@@ -105,15 +122,24 @@ __all__ = [
     "SopFileError",
     "SopStep",
     "StaleVersion",
+    "StepKind",
+    "StepPlan",
     "StepRole",
     "Unit",
     "WrongRole",
     "command_step",
+    "current_version",
     "decide",
     "default_sop_path",
     "derive_event_id",
+    "due_text",
+    "ensure_current_version",
+    "ensure_due",
+    "ensure_new_version",
     "evolve",
     "fold",
+    "kind_completion",
     "load_sop",
     "next_step",
+    "refusal",
 ]

@@ -1,12 +1,20 @@
 """The SOP file: its schema (``SopDefinition`` and its parts) and ``load_sop``, which refuses a broken file
 at start-up with ``SopFileError`` naming the file and line. ``default_sop_path`` is the one place that
-reads the environment."""
+reads the environment.
+
+Also owns the *kinds* of step (``StepKind``): a step's kind is read from the event that completes it
+(``completed_by``), ``KIND_ORDER`` says which kinds may follow which (only parafs repeat), and
+``StepPlan`` is what ``decide``/``evolve`` need of a file: each step's number and kind. So a new step of
+an existing kind (a third paraf) is an edit of ``shared/sop.yaml``, not of the decider.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, time
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -32,23 +40,133 @@ SOP_FILE_ENV = "RENJA_SOP_FILE"
 StepRole = Literal["kepala_badan", "sekretaris", "kasubag_pp", "staf"]
 """The SOP's four *Pelaksana*; only these may act on a step (never ``auditor``)."""
 
-STEP_NUMBERS: tuple[int, ...] = tuple(range(1, 12))
+StepKind = Literal[
+    "arahan",
+    "instruksi",
+    "perintah",
+    "data_collection",
+    "rancangan_awal",
+    "meeting",
+    "rancangan_akhir",
+    "paraf",
+    "signature",
+    "distribution",
+]
+"""What a step does, read from the event that completes it (``completed_by``). The decider has one rule
+per kind and takes step numbers and roles from the file, so a new step of a kind that may repeat (a
+``paraf``) is a change to the SOP file, not to the code."""
+
+_FIXED_COMPLETIONS: dict[StepKind, tuple[str, dict[str, str | int]]] = {
+    "arahan": (DirectiveIssued.event_type, {"level": "arahan"}),
+    "instruksi": (DirectiveIssued.event_type, {"level": "instruksi"}),
+    "perintah": (DirectiveIssued.event_type, {"level": "perintah"}),
+    "data_collection": (DataCollected.event_type, {}),
+    "rancangan_awal": (DraftCreated.event_type, {"stage": "awal"}),
+    "meeting": (MeetingHeld.event_type, {}),
+    "rancangan_akhir": (DraftCreated.event_type, {"stage": "akhir"}),
+    "signature": (Signed.event_type, {}),
+    "distribution": (Distributed.event_type, {}),
+}
+
+KIND_ORDER: dict[StepKind | None, tuple[StepKind, ...]] = {
+    None: ("arahan",),
+    "arahan": ("instruksi",),
+    "instruksi": ("perintah",),
+    "perintah": ("data_collection",),
+    "data_collection": ("rancangan_awal",),
+    "rancangan_awal": ("meeting",),
+    "meeting": ("rancangan_akhir",),
+    "rancangan_akhir": ("paraf",),
+    "paraf": ("paraf", "signature"),
+    "signature": ("distribution",),
+    "distribution": (),
+}
+"""The kinds that may follow a step of each kind (``None``: the first step). Only ``paraf`` repeats: one
+or more parafs, by any of the four roles, between the Rancangan Akhir and the signature."""
+
+
+def kind_completion(kind: StepKind, number: int) -> tuple[str, dict[str, str | int]]:
+    """The ``completed_by`` (event type, match) that a step of ``kind`` numbered ``number`` declares.
+
+    A paraf names its own step (``Initialed.step``); every other kind is completed by one event shape.
+    """
+    if kind == "paraf":
+        return Initialed.event_type, {"step": number}
+    return _FIXED_COMPLETIONS[kind]
+
+
+SHIPPED_KINDS: tuple[StepKind, ...] = (
+    "arahan",
+    "instruksi",
+    "perintah",
+    "data_collection",
+    "rancangan_awal",
+    "meeting",
+    "rancangan_akhir",
+    "paraf",
+    "paraf",
+    "signature",
+    "distribution",
+)
+"""The kinds of the shipped SOP's eleven steps, in order."""
 
 CANONICAL_COMPLETIONS: dict[int, tuple[str, dict[str, str | int]]] = {
-    1: (DirectiveIssued.event_type, {"level": "arahan"}),
-    2: (DirectiveIssued.event_type, {"level": "instruksi"}),
-    3: (DirectiveIssued.event_type, {"level": "perintah"}),
-    4: (DataCollected.event_type, {}),
-    5: (DraftCreated.event_type, {"stage": "awal"}),
-    6: (MeetingHeld.event_type, {}),
-    7: (DraftCreated.event_type, {"stage": "akhir"}),
-    8: (Initialed.event_type, {"step": 8}),
-    9: (Initialed.event_type, {"step": 9}),
-    10: (Signed.event_type, {}),
-    11: (Distributed.event_type, {}),
+    number: kind_completion(kind, number) for number, kind in enumerate(SHIPPED_KINDS, start=1)
 }
-"""Which event completes which step: the decider's contract. ``load_sop`` refuses a file that differs,
-because ``decide``/``evolve`` below are written against exactly this mapping."""
+"""Which event completes which step in the shipped SOP (``shared/sop.yaml``). Another file may differ by
+the steps ``KIND_ORDER`` lets repeat; ``evolve`` folds by this shape when it is given no SOP."""
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """The steps as ``decide`` and ``evolve`` use them: each step's number and kind, in order.
+
+    Built from a loaded file (``SopDefinition.plan``), or ``SHIPPED_PLAN`` for the shipped eleven steps.
+    """
+
+    kinds: tuple[tuple[int, StepKind], ...]
+
+    @cached_property
+    def numbers(self) -> tuple[int, ...]:
+        """Every step number, in order (1..n)."""
+        return tuple(number for number, _ in self.kinds)
+
+    @cached_property
+    def paraf_steps(self) -> tuple[int, ...]:
+        """The paraf steps, in order (8 and 9 in the shipped SOP)."""
+        return tuple(number for number, kind in self.kinds if kind == "paraf")
+
+    @cached_property
+    def review_steps(self) -> frozenset[int]:
+        """The steps that review one Rancangan Akhir (parafs and signature: 8-10 in the shipped SOP): a new
+        Rancangan Akhir or a return undoes them, and the reviewer due at one may return the draft."""
+        return frozenset(number for number, kind in self.kinds if kind in ("paraf", "signature"))
+
+    @cached_property
+    def _by_event_type(self) -> dict[str, tuple[tuple[int, dict[str, str | int]], ...]]:
+        index: dict[str, list[tuple[int, dict[str, str | int]]]] = {}
+        for number, kind in self.kinds:
+            event_type, match = kind_completion(kind, number)
+            index.setdefault(event_type, []).append((number, match))
+        return {event_type: tuple(steps) for event_type, steps in index.items()}
+
+    def number(self, kind: StepKind) -> int:
+        """The (first) step of ``kind``; ``KeyError`` if the SOP has none."""
+        for number, each in self.kinds:
+            if each == kind:
+                return number
+        raise KeyError(kind)
+
+    def completed_by(self, event: Event) -> int | None:
+        """The step ``event`` completes, or None (returns, cancellation, receipts complete no step)."""
+        for number, match in self._by_event_type.get(event.event_type, ()):
+            if all(getattr(event, key, None) == value for key, value in match.items()):
+                return number
+        return None
+
+
+SHIPPED_PLAN = StepPlan(tuple(enumerate(SHIPPED_KINDS, start=1)))
+"""The shipped SOP's plan, for callers that fold without a ``SopDefinition`` at hand."""
 
 
 class _SopModel(BaseModel):
@@ -94,6 +212,12 @@ class SopStep(_SopModel):
         """``Step 8 (Memeriksa dan paraf Rancangan Akhir)`` — how messages name a step."""
         return f"Step {self.number} ({self.name})"
 
+    @property
+    def kind(self) -> StepKind | None:
+        """What the step does, read from ``completed_by`` (None if no kind matches: ``load_sop`` refuses it)."""
+        declared = (self.completed_by.event_type, dict(self.completed_by.match))
+        return next((k for k in KIND_ORDER if k is not None and kind_completion(k, self.number) == declared), None)
+
 
 class Unit(_SopModel):
     """A unit that delivers data at step 4 (Sekretariat or a Bidang)."""
@@ -120,7 +244,7 @@ class Record(_SopModel):
 
     code: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    step: int = Field(ge=1, le=11)
+    step: int = Field(ge=1, description="a step number of this SOP")
 
 
 class DayHours(_SopModel):
@@ -175,7 +299,7 @@ class SopDefinition(_SopModel):
     steps: tuple[SopStep, ...]
 
     def step(self, number: int) -> SopStep:
-        """The step with this number (1..11); ``KeyError`` if there is none."""
+        """The step with this number (1..n, 11 in the shipped SOP); ``KeyError`` if there is none."""
         for step in self.steps:
             if step.number == number:
                 return step
@@ -196,6 +320,17 @@ class SopDefinition(_SopModel):
     @property
     def unit_codes(self) -> tuple[str, ...]:
         return tuple(unit.code for unit in self.units)
+
+    @cached_property
+    def plan(self) -> StepPlan:
+        """The steps' numbers and kinds for ``decide``/``evolve``; ``ValueError`` for a step of no kind
+        (impossible after ``load_sop``)."""
+        kinds: list[tuple[int, StepKind]] = []
+        for step in self.steps:
+            if step.kind is None:
+                raise ValueError(f"{step.label} is completed by no known kind of step; load the file with load_sop")
+            kinds.append((step.number, step.kind))
+        return StepPlan(tuple(kinds))
 
 
 class SopFileError(ValueError):
@@ -235,38 +370,38 @@ def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
     return node
 
 
-def _semantic_problems(sop: SopDefinition) -> list[tuple[tuple[int | str, ...], str]]:
-    """Rules the schema alone cannot state, each with the location of the offending value."""
-    problems: list[tuple[tuple[int | str, ...], str]] = []
-    for index, step in enumerate(sop.steps):
+Problem = tuple[tuple[int | str, ...], str]
+"""Where in the file (a pydantic-style location) and what is wrong."""
+
+
+def _step_problems(steps: Sequence[SopStep]) -> list[Problem]:
+    """The first problem with the steps: numbering, event types, and the order of their kinds."""
+    previous: StepKind | None = None
+    for index, step in enumerate(steps):
         expected = index + 1
-        if expected > len(STEP_NUMBERS):
-            problems.append((("steps", index), f"the SOP has {len(STEP_NUMBERS)} steps; this is one too many"))
-            break
+        allowed = KIND_ORDER[previous]
+        if not allowed:
+            return [(("steps", index), f"the SOP has {index} steps; this is one too many")]
         if step.number != expected:
-            problems.append(
-                (("steps", index, "number"), f"step number {step.number} found where step {expected} belongs")
-            )
-            break
+            return [(("steps", index, "number"), f"step number {step.number} found where step {expected} belongs")]
         completion = step.completed_by
         if completion.event_type not in EVENT_TYPES:
-            problems.append(
-                (
-                    ("steps", index, "completed_by", "event_type"),
-                    f"unknown event type {completion.event_type!r}",
-                )
-            )
-            continue
-        canonical_type, canonical_match = CANONICAL_COMPLETIONS[expected]
-        if (completion.event_type, completion.match) != (canonical_type, canonical_match):
-            problems.append(
-                (
-                    ("steps", index, "completed_by"),
-                    f"step {expected} must be completed by {canonical_type} with match {canonical_match}",
-                )
-            )
-    if not problems and len(sop.steps) != len(STEP_NUMBERS):
-        problems.append((("steps",), f"expected 11 steps, found {len(sop.steps)}"))
+            return [(("steps", index, "completed_by", "event_type"), f"unknown event type {completion.event_type!r}")]
+        if step.kind not in allowed:
+            wanted = " or ".join(f"{t} with match {m}" for t, m in (kind_completion(k, expected) for k in allowed))
+            return [(("steps", index, "completed_by"), f"step {expected} must be completed by {wanted}")]
+        previous = step.kind
+    if previous != "distribution":
+        missing = 0
+        while KIND_ORDER[previous]:
+            previous, missing = KIND_ORDER[previous][-1], missing + 1
+        return [(("steps",), f"expected {len(steps) + missing} steps, found {len(steps)}")]
+    return []
+
+
+def _semantic_problems(sop: SopDefinition) -> list[Problem]:
+    """Rules the schema alone cannot state, each with the location of the offending value."""
+    problems = _step_problems(sop.steps)
     for kind, codes in (
         ("unit code", [u.code for u in sop.units]),
         ("recipient name", [r.name for r in sop.distribution]),
@@ -277,6 +412,15 @@ def _semantic_problems(sop: SopDefinition) -> list[tuple[tuple[int | str, ...], 
                 field = "units" if kind == "unit code" else "distribution"
                 problems.append(((field, index), f"duplicate {kind} {code!r}"))
             seen.add(code)
+    numbers = {step.number for step in sop.steps}
+    for index, record in enumerate(sop.records):
+        if record.step not in numbers:
+            problems.append(
+                (
+                    ("records", index, "step"),
+                    f"record {record.code!r} names step {record.step}, which the SOP does not have",
+                )
+            )
     for name, hours in sop.office_hours.days.items():
         if hours.end <= hours.start:
             problems.append((("office_hours", "days", name), "office hours end before they start"))
@@ -286,9 +430,12 @@ def _semantic_problems(sop: SopDefinition) -> list[tuple[tuple[int | str, ...], 
 def load_sop(path: Path | None = None) -> SopDefinition:
     """Read and validate the SOP file (default: ``default_sop_path()``).
 
-    Checks: the schema; 11 steps numbered 1..11 in order; roles among the four *Pelaksana*; positive
-    time standards; every completing event type registered in ``shared.events.EVENT_TYPES`` and equal
-    to ``CANONICAL_COMPLETIONS``; unique unit codes and recipient names.
+    Checks: the schema; steps numbered 1..n in order; every completing event type registered in
+    ``shared.events.EVENT_TYPES``; the steps' kinds (read from ``completed_by``, see ``kind_completion``)
+    in ``KIND_ORDER`` — arahan, instruksi, perintah, data collection, Rancangan Awal, meeting, Rancangan
+    Akhir, one or more parafs, signature, distribution (the shipped file: ``CANONICAL_COMPLETIONS``);
+    roles among the four *Pelaksana*; positive time standards; unique unit codes and recipient names;
+    records naming existing steps.
 
     Raises ``SopFileError`` (file and 1-based line in the message) for unreadable or invalid files.
     """
