@@ -3,7 +3,6 @@ service, ids and clock): everything impure a decision needs comes in through the
 
 from __future__ import annotations
 
-from typing import Literal
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,9 +141,10 @@ class CreateRancanganAkhir(_Command):
 
 
 class Initial(_Command):
-    """Step 8 (kasubag_pp) or 9 (sekretaris): *paraf* on the current Rancangan Akhir version and hash."""
+    """A paraf step — 8 (kasubag_pp) or 9 (sekretaris) in the shipped SOP: *paraf* on the current Rancangan
+    Akhir version and hash. ``step`` must be a paraf step of the SOP file (the decider refuses others)."""
 
-    step: Literal[8, 9]
+    step: int = Field(ge=1, description="the paraf step's number in the SOP file (8 or 9 in the shipped SOP)")
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
     warnings_acknowledged: tuple[str, ...] = ()
@@ -162,9 +162,10 @@ class Sign(_Command):
 
 
 class ReturnDraft(_Command):
-    """Design addition: the reviewer due at step 8, 9 or 10 returns the Rancangan Akhir to step 7."""
+    """Design addition: the reviewer due at a paraf or the signature (8, 9 or 10 in the shipped SOP) returns
+    the Rancangan Akhir to its step (7)."""
 
-    at_step: Literal[8, 9, 10]
+    at_step: int = Field(ge=1, description="the review step's number (8, 9 or 10 in the shipped SOP)")
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
     notes: str = Field(min_length=1, max_length=MAX_TEXT)
