@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel
 
 from shared.events import (
     DataCollected,
@@ -46,7 +47,6 @@ from shared.sop.commands import (
     RecordReceipt,
     ReturnDraft,
     Sign,
-    _Command,
     derive_event_id,
 )
 from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepKind, StepPlan
@@ -63,7 +63,7 @@ from shared.sop.errors import (
 from shared.sop.guards import DraftKind, due_text, ensure_current_version, ensure_due, ensure_new_version, refusal
 from shared.sop.state import RenjaState
 
-_STEP_KIND: dict[type[_Command], StepKind] = {
+_STEP_KIND: dict[type[Command], StepKind] = {
     IssueArahan: "arahan",
     IssueInstruksi: "instruksi",
     IssuePerintah: "perintah",
@@ -282,7 +282,7 @@ def _return_draft(command: ReturnDraft, d: _Decision) -> Event:
     return DraftReturned(**d.base, **_fields(command))
 
 
-def _fields(command: _Command) -> dict[str, Any]:
+def _fields(command: BaseModel) -> dict[str, Any]:
     """The command's fields as they are (nested models kept), for the event that repeats them: commands
     and events both forbid extra fields, so a field the event lacks fails at once, not silently."""
     return dict(command)
@@ -360,7 +360,7 @@ def _check_receipt(command: RecordReceipt, d: _Decision) -> None:
         )
 
 
-HANDLERS: dict[type[_Command], Callable[[Any, _Decision], Event]] = {
+HANDLERS: dict[type[Command], Callable[[Any, _Decision], Event]] = {
     IssueArahan: _issue_arahan,
     IssueInstruksi: _issue_order,
     IssuePerintah: _issue_order,

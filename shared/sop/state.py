@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events import (
     DataCollected,
@@ -24,13 +24,17 @@ from shared.events import (
     RenjaCancelled,
     Signed,
 )
-from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan, _SopModel
+from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan
 
 RenjaStatus = Literal["not_started", "in_progress", "cancelled", "distributed"]
 CLOSED: frozenset[str] = frozenset({"cancelled", "distributed"})
 
 
-class DraftInfo(_SopModel):
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DraftInfo(_Frozen):
     """One draft version of the cycle (versions count all drafts from 1)."""
 
     version: int
@@ -39,7 +43,7 @@ class DraftInfo(_SopModel):
     based_on_version: int | None = None
 
 
-class RenjaState(_SopModel):
+class RenjaState(_Frozen):
     """The process state of one Renja cycle, as folded from its events. JSON round-trips exactly.
 
     Invariants (kept by ``evolve`` for any sequence ``decide`` accepts):
