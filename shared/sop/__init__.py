@@ -6,8 +6,9 @@ One module per kind of change:
 - ``errors``: ``DomainError`` and one subclass per reason a command is refused;
 - ``commands``: the commands (imperative, frozen requests) and ``CommandContext`` (who, ids, clock);
 - ``state``: ``RenjaState``, ``evolve`` and ``fold``;
-- ``guards``: the public checks (``ensure_due``, ``ensure_current_version``) the decider runs and services
-  may run early, so a refusal reads the same wherever it is raised;
+- ``guards``: the public checks (``ensure_due``, ``ensure_current_version``, ``ensure_new_version``,
+  ``ensure_parafs_complete``) the decider runs and services may run early, so a refusal reads the same
+  wherever it is raised;
 - ``decider``: ``decide(state, command, ctx, sop) -> list[Event]`` (or a ``DomainError``).
 
 Everything below ``load_sop`` is pure: no clock, no random ids, no environment, no I/O. Ids and "now"
@@ -76,6 +77,7 @@ from shared.sop.guards import (
     ensure_current_version,
     ensure_due,
     ensure_new_version,
+    ensure_parafs_complete,
     refusal,
 )
 from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, evolve, fold, next_step
@@ -136,6 +138,7 @@ __all__ = [
     "ensure_current_version",
     "ensure_due",
     "ensure_new_version",
+    "ensure_parafs_complete",
     "evolve",
     "fold",
     "kind_completion",

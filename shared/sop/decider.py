@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -60,7 +60,16 @@ from shared.sop.errors import (
     RenjaClosed,
     WrongRole,
 )
-from shared.sop.guards import DraftKind, due_text, ensure_current_version, ensure_due, ensure_new_version, refusal
+from shared.sop.guards import (
+    DraftKind,
+    due_text,
+    ensure_current_version,
+    ensure_due,
+    ensure_new_version,
+    ensure_parafs_complete,
+    refusal,
+    steps_text,
+)
 from shared.sop.state import RenjaState
 
 _STEP_KIND: dict[type[Command], StepKind] = {
@@ -244,7 +253,7 @@ def _create_akhir(command: CreateRancanganAkhir, d: _Decision) -> Event:
 
 def _initial(command: Initial, d: _Decision) -> Event:
     if command.step not in d.plan.paraf_steps:
-        raise d.refuse(InvalidCommand, f"Step {command.step} is not a paraf step ({_steps(d.plan.paraf_steps)}).")
+        raise d.refuse(InvalidCommand, f"Step {command.step} is not a paraf step ({steps_text(d.plan.paraf_steps)}).")
     step = ensure_due(d.state, command.step, d.role, d.sop)
     d.current(step, command.version, command.content_sha256, "akhir")
     state = d.state
@@ -261,12 +270,8 @@ def _initial(command: Initial, d: _Decision) -> Event:
 def _sign(command: Sign, d: _Decision) -> Event:
     step = d.due("signature")
     d.current(step, command.version, command.content_sha256, "akhir")
-    parafs = d.plan.paraf_steps
-    if set(d.state.parafs) != set(parafs):
-        # Unreachable through the step order, kept because the signature's meaning depends on it.
-        needed = {1: "the paraf", 2: "both parafs"}.get(len(parafs), "all parafs")
-        verb = "is" if len(parafs) == 1 else "are"
-        raise d.refuse(OutOfOrder, f"{step.label}: {needed} ({_steps(parafs)}) {verb} required.")
+    # Unreachable through the step order, kept because the signature's meaning depends on it.
+    ensure_parafs_complete(d.state, step.number, d.sop)
     if not _verify_signature(command):
         raise d.refuse(InvalidCommand, f"{step.label}: the Ed25519 signature does not verify over the draft's SHA-256.")
     return Signed(**d.base, **_fields(command))
@@ -275,7 +280,7 @@ def _sign(command: Sign, d: _Decision) -> Event:
 def _return_draft(command: ReturnDraft, d: _Decision) -> Event:
     # Design addition: the reviewer due at a paraf or the signature sends the draft back for revision.
     if command.at_step not in d.plan.review_steps:
-        message = f"Step {command.at_step} is not a review step ({_steps(sorted(d.plan.review_steps))})."
+        message = f"Step {command.at_step} is not a review step ({steps_text(sorted(d.plan.review_steps))})."
         raise d.refuse(InvalidCommand, message)
     step = ensure_due(d.state, command.at_step, d.role, d.sop)
     d.current(step, command.version, command.content_sha256, "akhir")
@@ -286,13 +291,6 @@ def _fields(command: BaseModel) -> dict[str, Any]:
     """The command's fields as they are (nested models kept), for the event that repeats them: commands
     and events both forbid extra fields, so a field the event lacks fails at once, not silently."""
     return dict(command)
-
-
-def _steps(numbers: Sequence[int]) -> str:
-    """``steps 8 and 9`` / ``steps 8, 9 and 10`` / ``step 8``."""
-    if len(numbers) == 1:
-        return f"step {numbers[0]}"
-    return "steps " + ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
 
 
 def _verify_signature(command: Sign) -> bool:

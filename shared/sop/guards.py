@@ -9,6 +9,7 @@ what the Renja is waiting for (None when it is closed). Pure: state and SOP in, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from shared.sop.definition import SopDefinition, SopStep
@@ -84,6 +85,27 @@ def ensure_current_version(
         )
 
 
+def ensure_parafs_complete(state: RenjaState, number: int, sop: SopDefinition) -> None:
+    """Refuse unless every paraf step of ``sop`` (8 and 9 in the shipped SOP) is initialed on the current
+    Rancangan Akhir (``state.parafs``): what a signature at step ``number`` means.
+
+    Raises ``OutOfOrder`` (409), its message labelled with step ``number``.
+    """
+    parafs = sop.plan.paraf_steps
+    if set(state.parafs) != set(parafs):
+        needed = {1: "the paraf", 2: "both parafs"}.get(len(parafs), "all parafs")
+        verb = "is" if len(parafs) == 1 else "are"
+        message = f"{sop.step(number).label}: {needed} ({steps_text(parafs)}) {verb} required."
+        raise refusal(OutOfOrder, message, state, sop)
+
+
+def steps_text(numbers: Sequence[int]) -> str:
+    """``step 8`` / ``steps 8 and 9`` / ``steps 8, 9 and 10``."""
+    if len(numbers) == 1:
+        return f"step {numbers[0]}"
+    return "steps " + ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+
+
 def ensure_new_version(state: RenjaState, number: int, version: int, sop: SopDefinition) -> None:
     """Refuse a new draft (Rancangan Awal or Akhir) unless it carries the cycle's next version.
 
@@ -102,5 +124,7 @@ __all__ = [
     "ensure_current_version",
     "ensure_due",
     "ensure_new_version",
+    "ensure_parafs_complete",
     "refusal",
+    "steps_text",
 ]
