@@ -171,10 +171,14 @@ class MeetingHeld(Event):
 
 
 class Initialed(Event):
-    """Steps 8 (kasubag_pp) and 9 (sekretaris): *paraf* on one exact draft version and hash."""
+    """Steps 8 (kasubag_pp) and 9 (sekretaris): *paraf* on one exact draft version and hash.
+
+    ``step`` is the paraf step's number in the agency's SOP file (``shared/sop.yaml``), 8 or 9 in the
+    shipped one; a file with another paraf step adds its number.
+    """
 
     event_type: ClassVar[str] = "renja.Initialed.v1"
-    step: Literal[8, 9]
+    step: int = Field(ge=1, description="the paraf step (8 or 9 in the shipped SOP)")
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
     warnings_acknowledged: tuple[str, ...] = ()
@@ -194,10 +198,13 @@ class Signed(Event):
 
 
 class DraftReturned(Event):
-    """A reviewer at step 8, 9 or 10 returns the Rancangan Akhir to step 7 with notes."""
+    """A reviewer at step 8, 9 or 10 returns the Rancangan Akhir to step 7 with notes.
+
+    ``at_step`` is the review step's number in the agency's SOP file (8, 9 or 10 with the shipped one).
+    """
 
     event_type: ClassVar[str] = "renja.DraftReturned.v1"
-    at_step: Literal[8, 9, 10]
+    at_step: int = Field(ge=1, description="the review step (8, 9 or 10 in the shipped SOP)")
     version: int = Field(ge=1)
     content_sha256: Sha256Hex
     notes: str = Field(min_length=1)
