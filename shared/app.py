@@ -64,7 +64,7 @@ def build_service_app(
 
     async def handle(conn: asyncpg.Connection, event: Event, _: Delivery) -> None:
         structlog.contextvars.bind_contextvars(event_id=str(event.event_id), renja_id=str(event.renja_id))
-        state = await fold_consumed(conn, event)
+        state = await fold_consumed(conn, event, sop)
         reaction = reaction_map.get(type(event))
         if reaction is not None:
             await reaction(conn, event, state)

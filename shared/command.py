@@ -298,7 +298,7 @@ class CommandUnit:
         folded: list[tuple[Event, RenjaState]] = []
         new_state = state
         for event in events:
-            new_state = evolve(new_state, event)
+            new_state = evolve(new_state, event, self.sop)
             folded.append((event, new_state))
         await save_state(conn, call.renja_id, new_state, expected_version=version, new_version=new_version)
         if events:

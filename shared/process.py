@@ -18,7 +18,7 @@ import structlog
 
 from shared.events import Event
 from shared.eventstore import ConcurrencyConflict
-from shared.sop import RenjaState, evolve
+from shared.sop import RenjaState, SopDefinition, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +64,12 @@ async def save_state(
         raise ConcurrencyConflict(renja_id, expected_version)
 
 
-async def fold_consumed(conn: asyncpg.Connection, event: Event) -> RenjaState:
+async def fold_consumed(conn: asyncpg.Connection, event: Event, sop: SopDefinition) -> RenjaState:
     """Fold one consumed event into the stored state (the consumer's transaction holds the inbox row).
 
     The row lock taken here serialises this fold with concurrent commands on the same Renja.
     """
     state, version = await load_state(conn, event.renja_id, for_update=True)
-    new_state = evolve(state, event)
+    new_state = evolve(state, event, sop)
     await save_state(conn, event.renja_id, new_state, expected_version=version, new_version=version + 1)
     return new_state

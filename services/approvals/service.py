@@ -59,8 +59,8 @@ class ApprovalsService:
 
         Raises (409) ``OutOfOrder``, ``StaleVersion``, or the decider's refusal for unacknowledged findings.
         """
-        step = review_step(call.actor.role)
-        assert step in (8, 9)  # the route admits only kasubag_pp and sekretaris
+        step = review_step(call.actor.role, self._commands.sop)
+        assert step in self._commands.sop.plan.paraf_steps  # the route admits only paraf roles
         command = Initial(
             step=step,
             version=body.version,
@@ -84,7 +84,7 @@ class ApprovalsService:
         if replay is not None:
             return replay
         # The key signs only what the decider would accept now; the decider re-checks in the transaction.
-        check_signable(state, self._commands.sop, body.version, body.content_sha256)
+        check_signable(state, self._commands.sop, call.actor.role, body.version, body.content_sha256)
         signature = self._signer.sign(body.content_sha256.encode("utf-8"))
         command = Sign(
             version=body.version,
@@ -98,7 +98,7 @@ class ApprovalsService:
     async def return_draft(self, call: CommandCall, body: ReturnCreate) -> CommandResult:
         """Send the draft back to step 7 with notes, at the step of ``call.actor``'s role (8, 9 or 10)."""
         command = ReturnDraft(
-            at_step=review_step(call.actor.role),
+            at_step=review_step(call.actor.role, self._commands.sop),
             version=body.version,
             content_sha256=body.content_sha256,
             notes=body.notes,

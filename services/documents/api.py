@@ -40,7 +40,7 @@ from shared.web.errors import COMMAND_ERRORS, ErrorBody
 router = APIRouter(tags=["documents"])
 
 # Every SOP role may call a command route; which one may act is the SOP file's step role, checked by
-# ``domain.require_turn`` and the shared decider (403 for the wrong role). Auditors never act.
+# ``shared.sop.ensure_due`` and the shared decider (403 for the wrong role). Auditors never act.
 SOP_ACTOR = require_roles(*SOP_ROLES)
 SopActor = Annotated[Actor, Depends(SOP_ACTOR)]
 Reader = Annotated[Actor, Depends(ANY_ROLE)]

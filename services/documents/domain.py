@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from services.documents.draft import ChangeError, SkippedChange, apply_changes, apply_notulen_changes
 from services.documents.findings import RULE_NOTULEN_NOT_APPLIED, Finding, notulen_findings
 from services.documents.intake import PAGU_MAX, Row, RowError
 from services.documents.store import DraftRecord
-from shared.events import Actor, RequestedChange, UnitDelivery
-from shared.sop import DomainError, OutOfOrder, RenjaClosed, RenjaState, SopDefinition, Unit, WrongRole, next_step
+from shared.events import RequestedChange, UnitDelivery
+from shared.sop import DomainError, SopDefinition, Unit
 
 # ======================================================================================================
 # Refusals: the same status, code and message as the HTTP answers they replace
@@ -74,25 +73,6 @@ class RowsRefused(DomainError):
 # ======================================================================================================
 # Guards
 # ======================================================================================================
-
-
-def require_turn(state: RenjaState, number: int, actor: Actor, sop: SopDefinition) -> None:
-    """Refuse early (before parsing or rendering) unless step ``number`` is due and ``actor`` holds its
-    role: ``RenjaClosed``/``WrongRole``/``OutOfOrder`` as the shared decider would. The decider still
-    makes the final decision inside the command's transaction.
-
-    A copy of the decider's own guard, kept in this one place until ``shared.sop.ensure_due`` is public.
-    """
-    step = sop.step(number)
-    due = next_step(state, sop)
-    where: dict[str, Any] = {"due_step": due.number if due else None, "due_role": due.role if due else None}
-    due_text = f"{due.label} is due, by {due.role}" if due else f"no step is due (the Renja is {state.status})"
-    if state.is_closed:
-        raise RenjaClosed(f"This Renja is {state.status}; {step.label} can no longer be done.", **where)
-    if actor.role != step.role:
-        raise WrongRole(f"{step.label} is done by {step.role}; you are {actor.role}. Now {due_text}.", **where)
-    if state.due_step != number:
-        raise OutOfOrder(f"{step.label} is not due: {due_text}.", **where)
 
 
 def configured_unit(sop: SopDefinition, code: str) -> Unit:

@@ -31,7 +31,6 @@ from services.documents.domain import (
     akhir_content,
     configured_unit,
     ensure_storable_pagu,
-    require_turn,
 )
 from services.documents.draft import DraftMeta, SkippedChange, content_sha256, diff, pagu_total
 from services.documents.files import (
@@ -79,6 +78,7 @@ from shared.sop import (
     RenjaState,
     SopDefinition,
     Unit,
+    ensure_due,
     next_step,
 )
 
@@ -172,7 +172,9 @@ class DocumentsService:
         reading a byte), the uploads read and checked (413/422), then ``accept(unit code, files)``."""
         unit = configured_unit(self.sop, unit_code)
         async with self.pool().acquire() as conn:
-            require_turn(await self._known_state(conn, renja_id), 4, actor, self.sop)
+            ensure_due(
+                await self._known_state(conn, renja_id), self.sop.plan.number("data_collection"), actor.role, self.sop
+            )
         got = await read_uploads(incoming, self.settings.max_upload_bytes)
         return unit, got, accept(unit.code, got)
 
@@ -185,7 +187,7 @@ class DocumentsService:
         async with self.pool().acquire() as conn, conn.transaction():
             # The row lock orders this write against a concurrent "collection complete" on the same Renja.
             state, _ = await load_state(conn, renja_id, for_update=True)
-            require_turn(state, 4, actor, self.sop)
+            ensure_due(state, self.sop.plan.number("data_collection"), actor.role, self.sop)
             await record(conn, f"{actor.name} ({actor.nip})", now)
 
     async def units(self, renja_id: UUID) -> UnitsPublic:
@@ -219,7 +221,7 @@ class DocumentsService:
             delivered = await store.deliveries(conn, renja_id, self.sop.unit_codes)
             if not delivered:
                 state = await self._known_state(conn, renja_id)
-                require_turn(state, 4, call.actor, self.sop)
+                ensure_due(state, self.sop.plan.number("data_collection"), call.actor.role, self.sop)
                 raise InvalidCommand(
                     f"{self.sop.step(4).label}: not yet delivered: {', '.join(self.sop.unit_codes)}.",
                     due_step=state.due_step,
@@ -245,7 +247,7 @@ class DocumentsService:
                 return replay
             async with self.pool().acquire() as conn:
                 state = await self._known_state(conn, call.renja_id)
-                require_turn(state, 5, call.actor, self.sop)
+                ensure_due(state, self.sop.plan.number("rancangan_awal"), call.actor.role, self.sop)
                 rows = await store.collected_rows(conn, call.renja_id, self.sop.unit_codes)
             record = await self._build_draft(state, rows, call, stage="awal", note=body.note if body else "")
             command = CreateRancanganAwal(
@@ -283,7 +285,7 @@ class DocumentsService:
         """Step 7's inputs once it is the actor's turn: the state, the latest draft, the notulen's changes."""
         async with self.pool().acquire() as conn:
             state = await self._known_state(conn, call.renja_id)
-            require_turn(state, 7, call.actor, self.sop)
+            ensure_due(state, self.sop.plan.number("rancangan_akhir"), call.actor.role, self.sop)
             assert state.meeting_id is not None  # step 7 is due only after MeetingHeld
             meeting = await store.get_meeting(conn, call.renja_id, state.meeting_id)
             base = await store.latest_draft(conn, call.renja_id)

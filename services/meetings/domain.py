@@ -22,16 +22,14 @@ from services.meetings.schemas import AttendanceIn, NotulenIn
 from shared.sop import (
     DomainError,
     InvalidCommand,
-    OutOfOrder,
     RecordMeeting,
-    RenjaClosed,
     RenjaState,
     SopDefinition,
-    StaleVersion,
-    next_step,
+    ensure_current_version,
+    ensure_due,
+    refusal,
 )
 
-MEETING_STEP = 6
 NOTULEN_FORMAT = "renja-notulen/1"
 """Bump when the canonical notulen layout changes, so old hashes stay explainable."""
 
@@ -82,39 +80,15 @@ def notulen_sha256(meeting_id: UUID, draft_version: int, draft_sha256: str, notu
     return hashlib.sha256(canonical_notulen(meeting_id, draft_version, draft_sha256, notulen)).hexdigest()
 
 
-def _refuse(cls: type[DomainError], message: str, state: RenjaState, sop: SopDefinition) -> DomainError:
-    step = next_step(state, sop)
-    return cls(message, due_step=step.number if step else None, due_role=step.role if step else None)
+def check_meeting_open(state: RenjaState, sop: SopDefinition, role: str, draft_version: int, draft_sha256: str) -> None:
+    """Refuse work on the meeting step unless it is due for ``role`` on exactly this Rancangan Awal:
+    the decider's own guards (``shared.sop.ensure_due``, ``ensure_current_version``), run while no
+    ``RecordMeeting`` is decided yet. Design rule "versions bind": the meeting discusses one exact draft.
 
-
-def check_meeting_open(state: RenjaState, sop: SopDefinition, draft_version: int, draft_sha256: str) -> None:
-    """Refuse work on a step 6 meeting unless step 6 is due on exactly this Rancangan Awal.
-
-    Raises ``RenjaClosed`` (cancelled/distributed), ``OutOfOrder`` (step 6 not due: before step 5 or
-    after a meeting was held), ``StaleVersion`` (``draft_version``/``draft_sha256`` are not the state's
-    ``awal_version``/``awal_sha256``) — all HTTP 409. Design rule "versions bind": the meeting discusses
-    one exact draft.
-
-    This is the service's one copy of the decider's "step due" and "current version" guards (used while
-    no ``RecordMeeting`` is decided yet); it goes once ``shared.sop`` exports ``ensure_due`` and
-    ``ensure_current_version``.
+    Raises ``RenjaClosed``/``OutOfOrder``/``StaleVersion`` (409) or ``WrongRole`` (403).
     """
-    label = sop.step(MEETING_STEP).label
-    if state.is_closed:
-        raise _refuse(RenjaClosed, f"This Renja is {state.status}; {label} can no longer be done.", state, sop)
-    if state.due_step != MEETING_STEP:
-        due = next_step(state, sop)
-        now_due = f"{due.label} is due, by {due.role}" if due else "no step is due"
-        raise _refuse(OutOfOrder, f"{label} is not due: {now_due}.", state, sop)
-    if draft_version != state.awal_version or draft_sha256 != state.awal_sha256:
-        raise _refuse(
-            StaleVersion,
-            f"{label}: the meeting must discuss the current Rancangan Awal, version {state.awal_version} "
-            f"(sha256 {(state.awal_sha256 or '')[:12]}…), not version {draft_version} "
-            f"(sha256 {draft_sha256[:12]}…). Reload and retry.",
-            state,
-            sop,
-        )
+    step = ensure_due(state, sop.plan.number("meeting"), role, sop)
+    ensure_current_version(state, step.number, draft_version, draft_sha256, sop, draft="awal")
 
 
 SCHEDULE_HORIZON = timedelta(days=365)
@@ -130,9 +104,9 @@ def check_schedule_time(state: RenjaState, sop: SopDefinition, held_at: datetime
     ``SCHEDULE_HORIZON`` after ``now``. The shared decider repeats the first check when the meeting is
     recorded as held, and also refuses a meeting held in the future.
     """
-    label = sop.step(MEETING_STEP).label
+    label = sop.step(sop.plan.number("meeting")).label
     if state.awal_created_at is not None and held_at < state.awal_created_at:
-        raise _refuse(
+        raise refusal(
             InvalidCommand,
             f"{label}: held_at {held_at.isoformat()} is before Rancangan Awal version {state.awal_version} was "
             f"created ({state.awal_created_at.isoformat()}); check the date.",
@@ -140,7 +114,7 @@ def check_schedule_time(state: RenjaState, sop: SopDefinition, held_at: datetime
             sop,
         )
     if held_at > now + SCHEDULE_HORIZON:
-        raise _refuse(
+        raise refusal(
             InvalidCommand,
             f"{label}: held_at {held_at.isoformat()} is more than a year ahead; check the year.",
             state,

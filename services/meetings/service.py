@@ -115,7 +115,7 @@ class MeetingsService:
         )
 
         def decision(state: RenjaState, _: CommandContext) -> list[Event]:
-            check_meeting_open(state, self._sop, body.draft_version, body.draft_sha256)
+            check_meeting_open(state, self._sop, call.actor.role, body.draft_version, body.draft_sha256)
             check_schedule_time(state, self._sop, body.held_at, now)
             return []
 
@@ -215,7 +215,7 @@ class MeetingsService:
                     "notulen are final. Changes to the draft belong in the Rancangan Akhir (step 7)."
                 )
             if updated.attendance is None or updated.notulen is None:
-                check_meeting_open(state, self._sop, current.draft_version, current.draft_sha256)
+                check_meeting_open(state, self._sop, ctx.actor.role, current.draft_version, current.draft_sha256)
                 return []
             command = record_meeting_command(
                 meeting_id=current.meeting_id,
