@@ -147,7 +147,8 @@ class HttpCycle:
         """``row``'s role calls ``row``'s service at ``/renja/<id><path>``."""
         return await self.http.call(row.service, method, f"/renja/{self.renja_id}{path}", row.role, **kwargs)
 
-    def draft(self, draft: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def draft(draft: dict[str, Any]) -> dict[str, Any]:
         """The body naming ``draft`` exactly (version and content hash)."""
         return {"version": draft["version"], "content_sha256": draft["content_sha256"]}
 
@@ -158,6 +159,7 @@ class HttpCycle:
 
 
 async def post_arahan(c: HttpCycle, row: Step) -> None:
+    """Step 1: the arahan for ``c.opd`` and ``c.year`` (idempotent per year); sets ``c.renja_id``."""
     body = {
         "opd": c.opd,
         "fiscal_year": c.year,
@@ -171,6 +173,8 @@ async def post_arahan(c: HttpCycle, row: Step) -> None:
 
 
 def post_directive(level: str, text: str) -> Callable[[HttpCycle, Step], Awaitable[None]]:
+    """Steps 2-3: the request issuing a directive of ``level`` (``instruksi``, ``perintah``) saying ``text``."""
+
     async def request(c: HttpCycle, row: Step) -> None:
         await c.send(row, "POST", f"/{level}", json={"text": text, "addressee_name": c.addressee(row)})
         c.report(row.number, f"{level} issued by the {row.role}")
@@ -187,6 +191,7 @@ post_perintah = post_directive(
 
 
 async def deliver_rows(c: HttpCycle, row: Step) -> None:
+    """Step 4: each unit's rows (CSV) and a cover letter, then the collection marked complete."""
     try:
         by_unit = rows_by_unit(c.rows, c.sop)
     except ValueError as exc:
@@ -204,6 +209,7 @@ async def deliver_rows(c: HttpCycle, row: Step) -> None:
 
 
 async def post_awal(c: HttpCycle, row: Step) -> None:
+    """Step 5: the Rancangan Awal; keeps it (``c.awal``) and its count of blocking findings."""
     await c.send(row, "POST", "/drafts/awal", json={})
     c.awal = (await c.send(row, "GET", "/drafts"))[-1]
     findings = await c.send(row, "GET", f"/drafts/{c.awal['version']}/findings")
@@ -231,6 +237,7 @@ def _attendance(held_at: datetime) -> list[dict[str, Any]]:
 
 
 async def hold_meeting(c: HttpCycle, row: Step) -> None:
+    """Step 6: the consultation meeting on ``c.awal``: schedule, attendance, minutes correcting the roll-up."""
     changes = rollup_corrections(c.rows)
     held_at = datetime.now(UTC)
     schedule = {
@@ -285,6 +292,8 @@ async def post_return(c: HttpCycle, row: Step) -> None:
 
 
 def post_paraf(note: str) -> Callable[[HttpCycle, Step], Awaitable[None]]:
+    """Steps 8-9: the request initialing ``c.akhir`` with ``note``, acknowledging its warning findings."""
+
     async def request(c: HttpCycle, row: Step) -> None:
         version = c.akhir["version"]
         if version not in c.warnings:  # read once per version, by the first reviewer
@@ -299,6 +308,7 @@ def post_paraf(note: str) -> Callable[[HttpCycle, Step], Awaitable[None]]:
 
 
 async def post_sign(c: HttpCycle, row: Step) -> None:
+    """Step 10: the head signs ``c.akhir`` (with the approvals service's key)."""
     signed = await c.send(row, "POST", "/sign", json=c.draft(c.akhir))
     c.report(row.number, f"signed by the {row.role} (Ed25519, key {signed['record'].get('key_id', '?')})")
 
@@ -321,5 +331,6 @@ async def post_distribution(c: HttpCycle, row: Step) -> None:
 
 
 async def post_cancel(c: HttpCycle, row: Step) -> None:
+    """The head cancels the cycle with ``c.cancel_reason``."""
     await c.send(row, "POST", "/cancel", json={"reason": c.cancel_reason})
     c.report(row.number, f"cancelled by the {row.role}")
