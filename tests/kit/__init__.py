@@ -7,7 +7,7 @@ cycle is driven one way everywhere:
 - ``tokens``: their bearer tokens from the local development issuer;
 - ``rows``: the real Renja 2024 rows of Bapelitbang PPU, split by delivering unit;
 - ``driver``: the steps of a cycle as one table, run in-process through the decider (events) or over
-  HTTP against the running services;
+  HTTP against the running services; each row's command is built in ``commands``, its request in ``http``;
 - ``factories``: single valid events; ``kafkatools``: reading and writing test topics;
   ``servicekit``: a service in-process on its own database.
 
