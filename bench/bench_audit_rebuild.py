@@ -24,16 +24,17 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from benchkit import SHAPES
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit.projection import REBUILD, Projector, close_reader, open_reader, seek_to, topic_partitions
 from services.audit.rebuild import replay_into
-from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
 from shared.cloudevents import from_kafka, to_kafka
 from shared.db import migrate
 from shared.kafka import ensure_topics, start_producer
 from shared.sop import load_sop
+from tests.kit.driver import cycle_events
 
 MIGRATIONS = Path(__file__).parents[1] / "services" / "audit" / "migrations"
 
@@ -41,7 +42,6 @@ MIGRATIONS = Path(__file__).parents[1] / "services" / "audit" / "migrations"
 async def produce(bootstrap: str, topic: str, n: int) -> int:
     """Produce at least ``n`` events (whole cycles); returns how many were produced."""
     sop = load_sop()
-    shapes = [{}, {"returns": (9,)}, {"cancel_before_step": 7}, {"returns": (8, 10)}]
     producer = await start_producer(bootstrap, client_id="bench-audit")
     produced = 0
     start = datetime(2026, 1, 5, 1, tzinfo=UTC)
@@ -49,8 +49,8 @@ async def produce(bootstrap: str, topic: str, n: int) -> int:
     try:
         i = 0
         while produced < n:
-            renja = UUID(int=i + 1, version=4)
-            events = cycle_events(sop, renja, start=start + timedelta(hours=i), opd=f"OPD {i}", **shapes[i % 4])  # type: ignore[arg-type]
+            renja, shape = UUID(int=i + 1, version=4), SHAPES[i % len(SHAPES)]
+            events = cycle_events(sop, renja, start=start + timedelta(hours=i), opd=f"OPD {i}", **shape)  # type: ignore[arg-type]
             for e in events:
                 rec = to_kafka(e)
                 futures.append(await producer.send(topic, key=rec.key, value=rec.value, headers=rec.headers))

@@ -20,13 +20,13 @@ from uuid import UUID, uuid4
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.audit.scenario import cycle_events
 from shared.db import migrate
 from shared.events import Event
 from shared.kafka import ensure_topics
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
+from tests.kit.driver import cycle_events
 
 SHAPES: tuple[dict[str, object], ...] = ({}, {"returns": (9,)}, {"cancel_before_step": 7}, {"returns": (8, 10)})
 """Cycle shapes, in turn: a clean run, a return at step 9, a cancellation before step 7, two returns."""
@@ -42,7 +42,7 @@ def bench_settings() -> ServiceSettings:
 
 
 def synthetic_cycles(n: int) -> list[list[Event]]:
-    """Whole decider-valid Renja cycles (``services.audit.scenario``) holding at least ``n`` events.
+    """Whole decider-valid Renja cycles (``tests.kit.driver.cycle_events``) holding at least ``n`` events.
 
     Each inner list is one Renja's events in order (its stream); Renja ids are fresh per call, so two
     runs never collide in a database or topic that was not cleaned.

@@ -17,10 +17,12 @@ import httpx
 import pytest
 
 from deploy.local.settings import StackSettings
-from shared.auth import mint_token
+from shared.events import Role
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
-from tests.kafkatools import read_all
+from tests.kit.driver import CANCEL, STEPS, Http, HttpCycle
+from tests.kit.kafkatools import read_all
+from tests.kit.tokens import auth, everyone
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +45,8 @@ def run_demo(out: Path) -> dict[str, Any]:
     return summary
 
 
-def token(role: str) -> dict[str, str]:
-    t = mint_token(
-        ServiceSettings(service="tests"),
-        role=role,
-        name=f"Penguji {role} (fiktif)",  # type: ignore[arg-type]
-        nip="198512122010011005",
-    )
-    return {"Authorization": f"Bearer {t}"}
+def token(role: Role) -> dict[str, str]:
+    return auth(ServiceSettings(service="tests"), role)
 
 
 @pytest.fixture(scope="module")
@@ -103,33 +99,16 @@ async def test_demo_runs_the_whole_sop_and_the_log_equals_the_timeline(tmp_path:
 
 
 async def test_a_cancelled_cycle_is_seen_as_cancelled_by_every_service(stack: StackSettings) -> None:
-    async with httpx.AsyncClient(timeout=60) as http:
-        cycles = (await http.get(f"{stack.service_url('directive')}/renja", headers=token("auditor"))).json()
+    api = Http(stack.service_url, everyone(ServiceSettings(service="tests")), timeout_s=60)
+    try:
+        cycles = await api.call("directive", "GET", "/renja", "auditor")
         year = 1 + max([c["fiscal_year"] for c in cycles if c["opd"] == "OPD Uji Pembatalan"], default=2030)
-        r = await http.post(
-            f"{stack.service_url('directive')}/renja",
-            headers=token("kepala_badan"),
-            json={
-                "opd": "OPD Uji Pembatalan",
-                "fiscal_year": year,
-                "text": "Susun Renja",
-                "addressee_name": "Sekretaris",
-            },
-        )
-        assert r.status_code == 201, r.text
-        renja_id = r.json()["renja_id"]
-        r = await http.post(
-            f"{stack.service_url('directive')}/renja/{renja_id}/instruksi",
-            headers=token("sekretaris"),
-            json={"text": "Laksanakan"},
-        )
-        assert r.status_code == 201, r.text
-        r = await http.post(
-            f"{stack.service_url('directive')}/renja/{renja_id}/cancel",
-            headers=token("kepala_badan"),
-            json={"reason": "Digabung dengan siklus lain"},
-        )
-        assert r.status_code == 201, r.text
+        cycle = HttpCycle(api, load_sop(), opd="OPD Uji Pembatalan", year=year, key_prefix="e2e-cancel")
+        for row in (STEPS[1], STEPS[2], CANCEL):
+            await cycle.run(row)
+            assert api.last is not None and api.last.status_code == 201, api.last and api.last.text
+        renja_id = cycle.renja_id
+        http = api.client
 
         for service in ("documents", "meetings", "approvals", "notifier"):
             for _ in range(300):
@@ -159,3 +138,5 @@ async def test_a_cancelled_cycle_is_seen_as_cancelled_by_every_service(stack: St
         ]
         v = await http.get(f"{stack.service_url('audit')}/renja/{renja_id}/verify", headers=token("auditor"))
         assert v.json()["ok"] is True and v.json()["head_signed"] is True
+    finally:
+        await api.close()

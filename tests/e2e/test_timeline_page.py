@@ -17,12 +17,12 @@ import pytest
 import uvicorn
 
 from services.audit.main import create_app
-from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
 from tests.integration.test_audit_projection import SOP, START, publish, wait_rows
-from tests.servicekit import auth
+from tests.kit.driver import cycle_events
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.e2e
 

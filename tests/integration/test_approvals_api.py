@@ -1,6 +1,6 @@
 """Approvals service (SOP steps 8-10 and returns) through HTTP, on real Postgres and Kafka.
 
-Steps 1-7 come from ``tests.sopdriver``; the signing key is generated into a per-test run directory.
+Steps 1-7 come from ``tests.kit.driver``; the signing key is generated into a per-test run directory.
 """
 
 from __future__ import annotations
@@ -22,20 +22,21 @@ from services.approvals.settings import ApprovalsSettings
 from services.approvals.signing import SigningKeyError, load_signer
 from shared.settings import ServiceSettings
 from shared.sop import RenjaState
-from tests.kafkatools import read_all
-from tests.servicekit import auth, run_service, wait_state
-from tests.sopdriver import Driven, DriveOptions, publish_until
+from tests.kit.driver import Cycle, DriveOptions, publish_until
+from tests.kit.kafkatools import read_all
+from tests.kit.servicekit import run_service, wait_state
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 
 
-def _draft(driven: Driven, **extra: Any) -> dict[str, Any]:
+def _draft(driven: Cycle, **extra: Any) -> dict[str, Any]:
     return {"version": driven.state.akhir_version, "content_sha256": driven.state.akhir_sha256, **extra}
 
 
 async def _at_step_8(
     client: httpx.AsyncClient, s: ServiceSettings, topic: str, options: DriveOptions | None = None
-) -> Driven:
+) -> Cycle:
     driven = await publish_until(s, topic, step=7, options=options)
     await wait_state(client, s, driven.renja_id, until=lambda st: st["due_step"] == 8)
     return driven

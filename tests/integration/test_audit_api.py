@@ -14,13 +14,14 @@ import pytest
 
 from services.audit.main import create_app
 from services.audit.reconcile import collect, compare_witnesses
-from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
 from shared.db import migrate
 from shared.events import Event
 from shared.settings import ServiceSettings
 from tests.integration.test_audit_projection import SOP, START, publish, wait_rows
-from tests.servicekit import auth, run_service
+from tests.kit.driver import cycle_events
+from tests.kit.servicekit import run_service
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 

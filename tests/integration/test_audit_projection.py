@@ -1,5 +1,5 @@
 """The audit projection on real Kafka and Postgres: rebuild equals live, tamper detection, duplicates,
-restarts mid-batch. Events come from the real decider (``services.audit.scenario``)."""
+restarts mid-batch. Events come from the real decider (``tests.kit.driver.cycle_events``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.audit.main import create_app
 from services.audit.projection import LIVE, REBUILD, BatchResult, LiveProjection, Projector
 from services.audit.rebuild import rebuild, rebuild_equals_live
-from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
 from shared.cloudevents import to_kafka
 from shared.db import migrate
@@ -28,7 +27,9 @@ from shared.events import Event
 from shared.kafka import start_producer
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
-from tests.servicekit import auth, run_service
+from tests.kit.driver import cycle_events
+from tests.kit.servicekit import run_service
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import asyncpg
 import pytest
 
 from services.audit.main import create_app
-from services.audit.scenario import cycle_events
 from services.audit.settings import AuditSettings
 from services.audit.versioning import PROJECTION_VERSION, ensure_projection_version
 from tests.integration.test_audit_projection import SOP, START, publish, wait_rows
-from tests.servicekit import run_service
+from tests.kit.driver import cycle_events
+from tests.kit.servicekit import run_service
 
 pytestmark = pytest.mark.integration
 

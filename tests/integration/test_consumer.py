@@ -15,8 +15,8 @@ from shared.cloudevents import to_kafka
 from shared.events import Event
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.settings import ServiceSettings
-from tests.factories import directive
-from tests.kafkatools import read_all
+from tests.kit.factories import directive
+from tests.kit.kafkatools import read_all
 
 pytestmark = pytest.mark.integration
 

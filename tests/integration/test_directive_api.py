@@ -10,8 +10,9 @@ import pytest
 
 from services.directive.main import create_app
 from services.directive.settings import DirectiveSettings
-from tests.kafkatools import read_all
-from tests.servicekit import auth, run_service
+from tests.kit.kafkatools import read_all
+from tests.kit.servicekit import run_service
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Documents service (SOP steps 4, 5, 7 and the rendered records) through HTTP, on real Postgres and Kafka.
 
-Steps 1-3, 6 and 8-10 come from ``tests.sopdriver`` (published onto the test topic); steps 4, 5 and 7 are
+Steps 1-3, 6 and 8-10 come from ``tests.kit.driver`` (published onto the test topic); steps 4, 5 and 7 are
 the service's own. The data is the real PPU Renja (``data/renja-2024-bapelitbang-ppu.csv``), split by
 program among the configured units and delivered in the formats units really send.
 """
@@ -36,9 +36,11 @@ from shared.cloudevents import from_kafka
 from shared.events import Attendee, RequestedChange
 from shared.settings import ServiceSettings
 from shared.sop import CommandContext, RecordMeeting, ReturnDraft, SopDefinition, decide, load_sop
-from tests.kafkatools import read_all
-from tests.servicekit import PEOPLE, auth, run_service, wait_state
-from tests.sopdriver import Driven, actor, publish, publish_until
+from tests.kit.driver import Cycle, publish_until
+from tests.kit.kafkatools import publish, read_all
+from tests.kit.people import PEOPLE, actor
+from tests.kit.servicekit import run_service, wait_state
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -143,7 +145,7 @@ async def db_count(s: ServiceSettings, sql: str, *args: Any) -> int:
         await conn.close()
 
 
-async def observe_own_events(driven: Driven, s: ServiceSettings, topic: str, expect: int) -> None:
+async def observe_own_events(driven: Cycle, s: ServiceSettings, topic: str, expect: int) -> None:
     """Fold into ``driven`` the events the documents service published (read back from the topic)."""
     known = {e.event_id for e in driven.events}
     records = await read_all(s.kafka_bootstrap, topic, expect=expect)

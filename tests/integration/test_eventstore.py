@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from shared.eventstore import ConcurrencyConflict, DuplicateEvent, append, load_stream, stream_version
-from tests.factories import directive
+from tests.kit.factories import directive
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Meetings service (SOP step 6) through HTTP, on real Postgres and Kafka; steps 1-5 come from the sopdriver."""
+"""Meetings service (SOP step 6) through HTTP, on real Postgres and Kafka; steps 1-5 come from the kit's SOP driver."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from services.meetings.domain import NotulenIn, notulen_sha256
 from services.meetings.main import create_app
 from services.meetings.settings import MeetingsSettings
 from shared.settings import ServiceSettings
-from tests.kafkatools import read_all
-from tests.servicekit import auth, run_service, wait_state
-from tests.sopdriver import Driven, publish_until
+from tests.kit.driver import Cycle, publish_until
+from tests.kit.kafkatools import read_all
+from tests.kit.servicekit import run_service, wait_state
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ MINUTES = {
 }
 
 
-def _schedule_body(driven: Driven, **overrides: Any) -> dict[str, Any]:
+def _schedule_body(driven: Cycle, **overrides: Any) -> dict[str, Any]:
     body = {
         "draft_version": driven.state.awal_version,
         "draft_sha256": driven.state.awal_sha256,
@@ -59,7 +60,7 @@ def _schedule_body(driven: Driven, **overrides: Any) -> dict[str, Any]:
     return {**body, **overrides}
 
 
-async def _at_step_6(client: httpx.AsyncClient, s: ServiceSettings, topic: str) -> Driven:
+async def _at_step_6(client: httpx.AsyncClient, s: ServiceSettings, topic: str) -> Cycle:
     driven = await publish_until(s, topic, step=5)
     await wait_state(client, s, driven.renja_id, until=lambda st: st["due_step"] == 6)
     return driven

@@ -1,6 +1,6 @@
 """Notifier service (step 11, next-actor mails, webhooks) through HTTP, on real Postgres, Kafka and SMTP.
 
-Earlier steps are published onto the test topic with ``tests.sopdriver``; mails go to an ``aiosmtpd``
+Earlier steps are published onto the test topic with ``tests.kit.driver``; mails go to an ``aiosmtpd``
 server started here; webhooks go to a tiny HTTP receiver started here on a loopback port.
 """
 
@@ -30,9 +30,10 @@ from services.notifier.main import create_app
 from services.notifier.settings import NotifierSettings
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
-from tests.kafkatools import read_all
-from tests.servicekit import auth, run_service, wait_state
-from tests.sopdriver import publish, publish_until
+from tests.kit.driver import publish_until
+from tests.kit.kafkatools import publish, read_all
+from tests.kit.servicekit import run_service, wait_state
+from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,8 @@ from deploy.local.settings import StackSettings
 from shared.eventstore import append
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
-from tests.factories import directive
-from tests.kafkatools import read_all
+from tests.kit.factories import directive
+from tests.kit.kafkatools import read_all
 
 pytestmark = pytest.mark.integration
 

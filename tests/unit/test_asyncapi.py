@@ -20,7 +20,7 @@ from shared.events import EVENT_TYPES
 from shared.events.asyncapi import ASYNCAPI_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
 from shared.inbox import dlq_headers
 from shared.sop import load_sop
-from tests.factories import directive
+from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
 

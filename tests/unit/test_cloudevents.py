@@ -10,7 +10,7 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.cloudevents import DecodeError, from_kafka, to_kafka
-from tests.factories import directive
+from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
 

@@ -13,9 +13,9 @@ from uuid import uuid4
 
 import pytest
 
-from services.audit.scenario import cycle_events
 from shared.events import Actor, RenjaCancelled
 from shared.sop import fold, load_sop
+from tests.kit.driver import cycle_events
 
 pytestmark = pytest.mark.unit
 

@@ -9,7 +9,7 @@ import pytest
 
 from shared.events import EVENT_TYPES
 from shared.events.schema import SCHEMA_DIR, rendered
-from tests.factories import directive
+from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
 

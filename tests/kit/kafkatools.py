@@ -1,4 +1,7 @@
-"""Test helpers that read a topic independently with a plain aiokafka consumer (no group, no commits)."""
+"""Kafka for tests: publish events onto a topic as a service would, read a topic back independently.
+
+Reading uses a plain aiokafka consumer (no group, no commits), so it never disturbs the consumers under test.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,22 @@ import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.cloudevents import to_kafka
+from shared.events import Event
+from shared.kafka import start_producer
+from shared.settings import ServiceSettings
+
+
+async def publish(settings: ServiceSettings, topic: str, events: list[Event]) -> None:
+    """Send ``events`` to ``topic`` in order, keyed by Renja id (CloudEvents binary mode), each send awaited."""
+    producer = await start_producer(settings.kafka_bootstrap, client_id="sopdriver")
+    try:
+        for event in events:
+            record = to_kafka(event)
+            await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+    finally:
+        await producer.stop()
 
 
 async def partitions(bootstrap: str, topic: str) -> list[int]:

@@ -13,26 +13,9 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from shared.auth import mint_token
-from shared.events import Role
 from shared.kafka import ensure_topics
 from shared.settings import ServiceSettings
-
-PEOPLE: dict[str, tuple[str, str]] = {
-    # Fictitious people with NIP-shaped numbers (18 digits) that belong to nobody.
-    "kepala_badan": ("Dr. Hendra Gunawan, M.Si. (fiktif)", "197501012000031001"),
-    "sekretaris": ("Ir. Ratna Sari Dewi (fiktif)", "197803152003122002"),
-    "kasubag_pp": ("Agus Prasetyo, S.E. (fiktif)", "198206202008011003"),
-    "staf": ("Dewi Lestari, S.Kom. (fiktif)", "199001102015032004"),
-    "auditor": ("Bambang Sutrisno, Ak. (fiktif)", "198512122010011005"),
-}
-
-
-def auth(settings: ServiceSettings, role: Role, *, nip: str | None = None) -> dict[str, str]:
-    """``Authorization`` header for a fictitious person in ``role``."""
-    name, default_nip = PEOPLE[role]
-    token = mint_token(settings, role=role, name=name, nip=nip or default_nip)
-    return {"Authorization": f"Bearer {token}"}
+from tests.kit.tokens import auth
 
 
 @contextlib.asynccontextmanager

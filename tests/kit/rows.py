@@ -1,0 +1,112 @@
+"""Sample rows: the real Renja 2024 of Bapelitbang Kabupaten Penajam Paser Utara (``data/``), by unit.
+
+The SOP file's units deliver them at step 4. The split is by program, by longest code prefix
+(``UNIT_OF_PREFIX``): the two secretariat programs 5.01.01 and 5.01.02 to the Sekretariat, program
+5.01.03 (koordinasi dan sinkronisasi, whose three kegiatan are one per Bidang) by kegiatan to the three
+Bidang, and program 5.05.02 to the Bidang Penelitian dan Pengembangan. Money is whole rupiah.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from services.documents.intake import Row, parse_rows
+from shared.sop import SopDefinition
+
+REPO = Path(__file__).resolve().parents[2]
+DATA_FILE = REPO / "data" / "renja-2024-bapelitbang-ppu.csv"
+OPD = "Badan Perencanaan Pembangunan, Penelitian dan Pengembangan Daerah (Bapelitbang) Kabupaten Penajam Paser Utara"
+DATA_YEAR = 2024  # the year of the source rows (tahun_anggaran 2024 in the SIPD export)
+
+UNIT_OF_PREFIX: dict[str, str] = {
+    "5.01.01": "SET",
+    "5.01.02": "SET",
+    "5.01.03": "SOSBUDPEM",
+    "5.01.03.2.01": "SOSBUDPEM",
+    "5.01.03.2.02": "PEREKSDA",
+    "5.01.03.2.03": "INFRAWIL",
+    "5.05.02": "LITBANG",
+}
+
+
+def load_rows() -> list[Row]:
+    """Every row of ``DATA_FILE``, parsed by the documents service's own intake."""
+    return parse_rows(DATA_FILE.name, DATA_FILE.read_bytes(), unit="-")
+
+
+def unit_of(kode: str) -> str:
+    """The unit delivering row ``kode``: the longest matching prefix in ``UNIT_OF_PREFIX``.
+
+    Raises ``ValueError`` for a code no prefix covers.
+    """
+    matches = [p for p in UNIT_OF_PREFIX if kode == p or kode.startswith(p + ".")]
+    if not matches:
+        raise ValueError(f"no unit for row {kode}")
+    return UNIT_OF_PREFIX[max(matches, key=len)]
+
+
+def rows_by_unit(rows: list[Row], sop: SopDefinition) -> dict[str, list[Row]]:
+    """``rows`` split by delivering unit, one (possibly empty) list per unit of the SOP file, in its order."""
+    by_unit: dict[str, list[Row]] = {u.code: [] for u in sop.units}
+    for row in rows:
+        by_unit[unit_of(row.kode)].append(row)
+    return by_unit
+
+
+def rows_csv(rows: list[Row]) -> bytes:
+    """A unit's delivery as a SIPD-like CSV (the intake tolerates these column names), UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["kode", "nama", "indikator", "target", "satuan", "pagu_indikatif", "sumber_dana", "lokasi"])
+    for r in rows:
+        writer.writerow(
+            [
+                r.kode,
+                r.nama,
+                r.indikator,
+                r.target,
+                r.satuan,
+                "" if r.pagu is None else r.pagu,
+                r.sumber_dana,
+                r.lokasi or "Kabupaten Penajam Paser Utara",
+            ]
+        )
+    return out.getvalue().encode("utf-8")
+
+
+def rollup_corrections(rows: list[Row]) -> list[dict[str, str]]:
+    """The notulen's changes: each kegiatan's pagu set to the sum of its sub kegiatan, then each program's
+    pagu to the sum of its (corrected) kegiatan — the Permendagri 86/2017 roll-up the findings check.
+
+    Each change is a requested-change body (``kode``, ``field``, ``new_value``, ``note``).
+    """
+    pagu = {r.kode: r.pagu for r in rows}
+    changes: list[dict[str, str]] = []
+    for level, child in (("kegiatan", "sub_kegiatan"), ("program", "kegiatan")):
+        sums: dict[str, int] = {}
+        for r in rows:
+            value = pagu[r.kode]
+            if r.level == child and value is not None:
+                parent = r.kode.rsplit(".", 2 if child == "kegiatan" else 1)[0]
+                sums[parent] = sums.get(parent, 0) + value
+        for r in rows:
+            if r.level == level and r.kode in sums and pagu[r.kode] != sums[r.kode]:
+                old = pagu[r.kode]
+                pagu[r.kode] = sums[r.kode]
+                changes.append(
+                    {
+                        "kode": r.kode,
+                        "field": "pagu",
+                        "new_value": str(sums[r.kode]),
+                        "note": f"Pagu {level} disesuaikan dengan jumlah {child.replace('_', ' ')} "
+                        f"(semula Rp {old or 0:,})".replace(",", "."),
+                    }
+                )
+    return changes
+
+
+def zero_pagu(rows: list[Row]) -> list[str]:
+    """The codes of the sub kegiatan budgeted at zero this year (the kasubag asks for a note on each)."""
+    return [row.kode for row in rows if row.level == "sub_kegiatan" and row.pagu == 0]
