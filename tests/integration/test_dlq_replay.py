@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaProducer
 from shared.cloudevents import to_kafka
 from shared.dlq import dead_letters, replay
 from shared.settings import ServiceSettings
-from tests.factories import directive
-from tests.kafkatools import read_all
+from tests.kit.factories import directive
+from tests.kit.kafkatools import read_all
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from shared.cloudevents import DecodeError, from_kafka, to_kafka
 from shared.events import DirectiveIssued, parse_event
 from shared.events.schema import SCHEMA_DIR, dataschema_uri
-from tests.factories import directive
+from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
 
