@@ -75,5 +75,5 @@ demo: setup up
 	@echo "The stack keeps running. Look around:"
 	@echo "  uv run renja status            components, pids, health"
 	@echo "  ls .run/logs/ .run/mail/       one log per component; mails the notifier sent (.eml)"
-	@echo "  psql -h 127.0.0.1 -p 55432 -U postgres -l     the services' databases"
+	@echo "  psql -h 127.0.0.1 -p 15432 -U postgres -l     the services' databases"
 	@echo "Stop it with: make down"

@@ -1,7 +1,7 @@
 """Settings shared by every service (pydantic-settings); each service subclasses ``ServiceSettings``.
 
 Environment variables use the ``RENJA_`` prefix (the same names the local stack reads), e.g.
-``RENJA_POSTGRES_PORT=55432``, ``RENJA_KAFKA_PORT=59092``. Defaults are those of the local
+``RENJA_POSTGRES_PORT=15432``, ``RENJA_KAFKA_PORT=19092``. Defaults are those of the local
 no-Docker stack (``deploy/local``). Outside ``environment=development`` the validator refuses the unsafe
 development defaults (the shared HS256 token secret).
 """
@@ -29,14 +29,14 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
 
     postgres_host: str = "127.0.0.1"
-    postgres_port: int = 55432
+    postgres_port: int = 15432
     postgres_user: str = "postgres"
     postgres_password: str = ""
     postgres_database: str | None = None  # defaults to the service's database in shared.manifest
     postgres_pool_max: int = 10
 
     kafka_host: str = "127.0.0.1"
-    kafka_port: int = 59092
+    kafka_port: int = 19092
     kafka_servers: str | None = None  # comma-separated bootstrap list; overrides host/port when set
     event_topic: str = EVENT_TOPIC
     dlq_topic_prefix: str = DLQ_TOPIC_PREFIX

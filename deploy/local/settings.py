@@ -30,9 +30,9 @@ class StackSettings(BaseSettings):
 
     Defaults:
     - run dir ``<repo>/.run``; logs in ``.run/logs/``, pid files in ``.run/``, mail in ``.run/mail/``;
-    - Postgres 15 on ``127.0.0.1:55432``, user ``postgres`` with trust auth (loopback only),
+    - Postgres 15 on ``127.0.0.1:15432``, user ``postgres`` with trust auth (loopback only),
       data dir ``.run/postgres``, unix socket dir ``.run/pgsock``;
-    - Kafka KRaft combined node: broker ``127.0.0.1:59092``, controller ``127.0.0.1:59093``,
+    - Kafka KRaft combined node: broker ``127.0.0.1:19092``, controller ``127.0.0.1:19093``,
       heap ``-Xms256m -Xmx512m``;
     - the event log ``renja.events`` (6 partitions, infinite retention, RF 1) and one dead-letter topic
       ``renja.events.dlq.<group>`` per consumer group (1 partition, infinite retention);
@@ -49,15 +49,18 @@ class StackSettings(BaseSettings):
     # PostgreSQL (Debian's server binaries, private data directory).
     pg_bin_dir: Path = Path("/usr/lib/postgresql/15/bin")
     postgres_host: str = "127.0.0.1"
-    postgres_port: int = 55432
+    # Every listening port sits below Linux's ephemeral range (32768-60999): a client retrying a stopped
+    # broker on a port inside it can be handed that very port as its own source port and connect to
+    # itself, and the restarted server then cannot bind ("Address already in use").
+    postgres_port: int = 15432
     postgres_user: str = "postgres"
     postgres_max_connections: int = 200
     databases: tuple[str, ...] = tuple(spec.database for spec in manifest.SERVICES)
 
     # Kafka (KRaft, one combined broker+controller node from the Maven jars).
     kafka_host: str = "127.0.0.1"
-    kafka_port: int = 59092
-    kafka_controller_port: int = 59093
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
     kafka_heap_opts: str = "-Xms256m -Xmx512m"
     kafka_libs_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka" / "target" / "kafka-libs"
     kafka_log4j_config: Path = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j.properties"
@@ -124,7 +127,7 @@ class StackSettings(BaseSettings):
         return f"{self.mail_host}:{self.mail_port}"
 
     def postgres_dsn(self, db: str) -> str:
-        """libpq/asyncpg DSN of database ``db``, e.g. ``postgresql://postgres@127.0.0.1:55432/audit``.
+        """libpq/asyncpg DSN of database ``db``, e.g. ``postgresql://postgres@127.0.0.1:15432/audit``.
 
         No password: the local cluster trusts loopback connections. SQLAlchemy users add the driver
         themselves (``postgresql+asyncpg://...``).
@@ -152,7 +155,7 @@ class StackSettings(BaseSettings):
     def as_env(self) -> dict[str, str]:
         """These settings as ``RENJA_*`` environment variables, so a child process rebuilds them exactly.
 
-        Shape: ``{"RENJA_KAFKA_PORT": "59092", "RENJA_SERVICE_PORTS": '{"directive": 8101, ...}', ...}``;
+        Shape: ``{"RENJA_KAFKA_PORT": "19092", "RENJA_SERVICE_PORTS": '{"directive": 8101, ...}', ...}``;
         dict/tuple values are JSON, paths absolute.
         """
         env: dict[str, str] = {}

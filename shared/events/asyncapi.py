@@ -39,7 +39,7 @@ EVENT_TOPIC_PARTITIONS = 6
 DLQ_TOPIC_PARTITIONS = 1
 REPLICAS = 1
 TOPIC_CONFIGURATION: dict[str, Any] = {"cleanup.policy": ["delete"], "retention.ms": -1, "retention.bytes": -1}
-LOCAL_SERVER = "127.0.0.1:59092"
+LOCAL_SERVER = "127.0.0.1:19092"
 KAFKA_BINDING_VERSION = "0.5.0"
 
 SERVICES: tuple[str, ...] = get_args(ServiceName)
