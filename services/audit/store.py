@@ -1,6 +1,7 @@
-"""Reads of the audit projection: cycles, one Renja's stored events and chain, and its timeline.
+"""Reads of the audit projection: cycles, one Renja's stored events and chain, its timeline, the offsets.
 
-Everything here reads the live tables (``services.audit.projection.LIVE``) unless a table set is given.
+Everything here reads the live tables (``services.audit.tables.LIVE``) unless a table set is given.
+The fold's writes are in ``services.audit.projector`` (one batch, one transaction).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from uuid import UUID
 import asyncpg
 
 from services.audit.hashchain import ChainEntry
-from services.audit.projection import LIVE, TableSet
+from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
 from shared.events import EVENT_TYPES, Event
@@ -56,6 +57,12 @@ async def load_stored(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet
         )
         for r in rows
     ]
+
+
+async def stored_offsets(conn: asyncpg.Connection, tables: TableSet = LIVE) -> dict[int, int]:
+    """``{partition: next offset to fold}`` of one table set (empty before the first batch)."""
+    rows = await conn.fetch(f"SELECT kafka_partition, next_offset FROM {tables.offsets}")
+    return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
 async def load_cycle(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet = LIVE) -> asyncpg.Record | None:
