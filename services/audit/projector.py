@@ -33,6 +33,7 @@ import asyncpg
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.audit import store
 from services.audit.hashchain import GENESIS, canonical_event_bytes, event_json, sign_head
 from services.audit.logreader import DecodedBatch, Record, decode_batch
 from services.audit.tables import LIVE, TableSet
@@ -41,36 +42,6 @@ from shared.events import Event
 from shared.sop import CLOSED, RenjaState, SopDefinition, SopStep, evolve
 
 log = structlog.get_logger(__name__)
-
-EVENT_COLUMNS: tuple[str, ...] = (
-    "kafka_partition",
-    "kafka_offset",
-    "event_id",
-    "renja_id",
-    "position",
-    "event_type",
-    "source",
-    "actor_name",
-    "actor_nip",
-    "actor_role",
-    "occurred_at",
-    "step_number",
-    "draft_version",
-    "content_sha256",
-    "event",
-    "event_hash",
-    "chain_hash",
-)
-
-_SAVE_CYCLES = """INSERT INTO {cycles} (renja_id, opd, fiscal_year, status, current_step, events,
-       head_position, head_hash, first_at, last_at, signed_position, signed_hash, signature_b64, state)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-   ON CONFLICT (renja_id) DO UPDATE SET opd = EXCLUDED.opd, fiscal_year = EXCLUDED.fiscal_year,
-       status = EXCLUDED.status, current_step = EXCLUDED.current_step, events = EXCLUDED.events,
-       head_position = EXCLUDED.head_position, head_hash = EXCLUDED.head_hash,
-       last_at = EXCLUDED.last_at, signed_position = EXCLUDED.signed_position,
-       signed_hash = EXCLUDED.signed_hash, signature_b64 = EXCLUDED.signature_b64,
-       state = EXCLUDED.state"""
 
 
 @dataclass(slots=True)
@@ -155,38 +126,28 @@ class Projector:
             return result
         if not self.keep_cache or len(self._cycles) > self.cache_max:
             self._cycles.clear()
-        known = await self._known_ids(conn, batch.events)
+        known = await store.known_event_ids(conn, self.tables, [ev.event_id for _, ev in batch.events])
         await self._load_heads(conn, batch.events)
         rows, touched = self._fold(batch.events, known, result)
         result.applied = len(rows)
         if rows:
-            await conn.copy_records_to_table(self.tables.events, records=rows, columns=EVENT_COLUMNS)
+            await store.copy_events(conn, self.tables, rows)
         if touched:
-            await self._save_cycles(conn, touched)
+            await store.upsert_cycles(conn, self.tables, self._cycle_rows(touched))
         if batch.rejects:
-            await self._save_rejects(conn, batch.rejects)
+            await store.insert_rejects(conn, self.tables, batch.rejects)
             result.rejected = len(batch.rejects)
-        await self._save_offsets(conn, result.offsets)
+            for partition, offset, reason, _ in batch.rejects:
+                log.warning("audit_record_rejected", partition=partition, offset=offset, reason=reason)
+        await store.advance_offsets(conn, self.tables, result.offsets)
         return result
-
-    async def _known_ids(self, conn: asyncpg.Connection, decoded: list[tuple[Record, Event]]) -> set[UUID]:
-        """The batch's event ids already stored in the tables."""
-        rows = await conn.fetch(
-            f"SELECT event_id FROM {self.tables.events} WHERE event_id = ANY($1::uuid[])",
-            [ev.event_id for _, ev in decoded],
-        )
-        return {r[0] for r in rows}
 
     async def _load_heads(self, conn: asyncpg.Connection, decoded: list[tuple[Record, Event]]) -> None:
         """Read into the cache the stored head of every Renja of the batch not cached yet."""
         missing = {ev.renja_id for _, ev in decoded if ev.renja_id not in self._cycles}
         if not missing:
             return
-        for row in await conn.fetch(
-            f"SELECT renja_id, state, head_position, head_hash, first_at, last_at, signed_position,"
-            f" signed_hash, signature_b64 FROM {self.tables.cycles} WHERE renja_id = ANY($1::uuid[])",
-            list(missing),
-        ):
+        for row in await store.load_heads(conn, self.tables, list(missing)):
             self._cycles[row["renja_id"]] = Cycle(
                 renja_id=row["renja_id"],
                 state=RenjaState.model_validate_json(row["state"]),
@@ -202,7 +163,7 @@ class Projector:
     def _fold(
         self, decoded: list[tuple[Record, Event]], known: set[UUID], result: BatchResult
     ) -> tuple[list[tuple[Any, ...]], list[Cycle]]:
-        """Extend the chains with the batch's new events: the ``audit_events`` rows (``EVENT_COLUMNS``)
+        """Extend the chains with the batch's new events: the ``audit_events`` rows (``store.EVENT_COLUMNS``)
         and the cycles they moved. Counts skipped duplicates in ``result``; adds new ids to ``known``."""
         rows: list[tuple[Any, ...]] = []
         touched: dict[UUID, Cycle] = {}
@@ -241,37 +202,21 @@ class Projector:
             )  # fmt: skip
         return rows, list(touched.values())
 
-    async def _save_cycles(self, conn: asyncpg.Connection, cycles: Iterable[Cycle]) -> None:
-        params = []
+    def _cycle_rows(self, cycles: Iterable[Cycle]) -> list[tuple[Any, ...]]:
+        """The ``audit_cycles`` rows (``store.upsert_cycles``) of the cycles a batch moved; a closed
+        cycle whose head moved since it was signed is signed again first."""
+        rows = []
         for c in cycles:
             if c.state.status in CLOSED and c.signed_position != c.head_position:
                 # a completed Renja's head is vouched for; a later receipt moves the head, so sign again
                 c.signed_position, c.signed_hash = c.head_position, c.head_hash
                 c.signature_b64 = sign_head(self.key, c.renja_id, c.head_position, c.head_hash)
             s = c.state
-            params.append(
+            rows.append(
                 (
                     c.renja_id, s.opd or None, s.fiscal_year, s.status, s.due_step, c.head_position,
                     c.head_position, c.head_hash, c.first_at, c.last_at, c.signed_position, c.signed_hash,
                     c.signature_b64, s.model_dump_json(),
                 )
             )  # fmt: skip
-        await conn.executemany(_SAVE_CYCLES.format(cycles=self.tables.cycles), params)
-
-    async def _save_rejects(self, conn: asyncpg.Connection, rejects: list[tuple[int, int, str, str]]) -> None:
-        await conn.executemany(
-            f"INSERT INTO {self.tables.rejects} (kafka_partition, kafka_offset, reason, detail)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            rejects,
-        )
-        for partition, offset, reason, _ in rejects:
-            log.warning("audit_record_rejected", partition=partition, offset=offset, reason=reason)
-
-    async def _save_offsets(self, conn: asyncpg.Connection, offsets: dict[int, int]) -> None:
-        t = self.tables
-        await conn.executemany(
-            f"INSERT INTO {t.offsets} (kafka_partition, next_offset) VALUES ($1, $2)"
-            " ON CONFLICT (kafka_partition) DO UPDATE SET next_offset = GREATEST("
-            f"{t.offsets}.next_offset, EXCLUDED.next_offset)",
-            sorted(offsets.items()),
-        )
+        return rows

@@ -31,6 +31,7 @@ from services.audit.logreader import (
     topic_partitions,
 )
 from services.audit.projector import BatchResult, Projector
+from services.audit.store import renja_in_two_partitions
 from services.audit.tables import LIVE, TableSet, create_tables
 from shared.sop import SopDefinition
 
@@ -224,10 +225,7 @@ async def _replay_in_processes(pool: asyncpg.Pool, plan: _Plan, *, dsn: str, wor
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
     async with pool.acquire() as conn:
-        spread = await conn.fetchval(
-            f"SELECT renja_id FROM {projector.tables.events} GROUP BY renja_id"
-            " HAVING count(DISTINCT kafka_partition) > 1 LIMIT 1"
-        )
+        spread = await renja_in_two_partitions(conn, projector.tables)
     if spread is not None:
         log.warning("audit_replay_unsharded", reason=f"Renja {spread} has events in more than one partition")
         return None
