@@ -24,11 +24,10 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.audit.logreader import close_reader, open_reader
 from services.audit.projector import Projector
-from services.audit.replay import Progress, fold_range, replay_from_start
+from services.audit.replay import Progress, fold_range, fresh_replay, replay_from_start
 from services.audit.store import stored_offsets
-from services.audit.tables import BASE_TABLES, LIVE, REBUILD, TableSet, create_tables, drop_tables, swap_in
+from services.audit.tables import BASE_TABLES, LIVE, REBUILD, TableSet, drop_tables, swap_in
 
 log = structlog.get_logger(__name__)
 
@@ -159,11 +158,7 @@ async def rebuild(
         raise ValueError("a rebuild must write into a table set other than the live one")
     loop = asyncio.get_running_loop()
     started = loop.time()
-    async with pool.acquire() as conn:
-        await create_tables(conn, projector.tables)
-    projector.forget()
-    consumer = await open_reader(bootstrap, "audit-rebuild")
-    try:
+    async with fresh_replay(pool, projector, bootstrap, "audit-rebuild") as consumer:
         tps, end, records, events = await replay_from_start(
             pool, consumer, bootstrap=bootstrap, topic=topic, projector=projector, progress=progress,
             batch_max=batch_max, workers=workers, dsn=dsn,
@@ -181,9 +176,6 @@ async def rebuild(
             settled = await _settle(
                 conn, consumer, projector, tps, end, batch_max=batch_max, swap=swap, force=force, tick=tick
             )
-    finally:
-        await close_reader(consumer)
-        projector.forget()
     records, events = records + settled.records, events + settled.events
     equal, swapped, seconds = settled.comparison.equal, settled.swapped, loop.time() - started
     log.info("audit_rebuilt", records=records, events=events, equal=equal, swapped=swapped, seconds=seconds)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -255,6 +255,23 @@ async def _replay_phase(
             return await fold_range_pipelined(conn, consumer, plan.tps, plan.end, plan.projector, plan.batch_max, tick)
 
 
+@contextlib.asynccontextmanager
+async def fresh_replay(
+    pool: asyncpg.Pool, projector: Projector, bootstrap: str, client_id: str
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """Empty ``projector.tables`` (created anew), a cleared head cache and a group-less reader for
+    :func:`replay_from_start`; on exit the reader is closed and the cache cleared again."""
+    async with pool.acquire() as conn:
+        await create_tables(conn, projector.tables)
+    projector.forget()
+    consumer = await open_reader(bootstrap, client_id)
+    try:
+        yield consumer
+    finally:
+        await close_reader(consumer)
+        projector.forget()
+
+
 async def replay_from_start(
     pool: asyncpg.Pool,
     consumer: AIOKafkaConsumer,
@@ -310,16 +327,9 @@ async def replay_into(
     """
     if projector.tables == LIVE:
         raise ValueError("a replay must write into a table set other than the live one")
-    async with pool.acquire() as conn:
-        await create_tables(conn, projector.tables)
-    projector.forget()
-    consumer = await open_reader(bootstrap, "audit-replay")
-    try:
+    async with fresh_replay(pool, projector, bootstrap, "audit-replay") as consumer:
         _, _, records, events = await replay_from_start(
             pool, consumer, bootstrap=bootstrap, topic=topic, projector=projector, progress=progress,
             batch_max=batch_max, workers=workers, dsn=dsn,
         )  # fmt: skip
         return records, events
-    finally:
-        await close_reader(consumer)
-        projector.forget()
