@@ -27,9 +27,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from benchkit import SHAPES
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.audit.projection import REBUILD, Projector, close_reader, open_reader, seek_to, topic_partitions
-from services.audit.rebuild import replay_into
+from services.audit.logreader import close_reader, open_reader, seek_to, topic_partitions
+from services.audit.projector import Projector
+from services.audit.replay import replay_into
 from services.audit.settings import AuditSettings
+from services.audit.tables import REBUILD
 from shared.cloudevents import from_kafka, to_kafka
 from shared.db import migrate
 from shared.kafka import ensure_topics, start_producer

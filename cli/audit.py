@@ -17,14 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from services.audit.api import parse_as_of, timeline_csv, timeline_public, verify_public
+from services.audit.api import parse_as_of
 from services.audit.keys import key_id, load_signing_key, public_key_b64
-from services.audit.projection import REBUILD, Projector
+from services.audit.page import format_minutes
+from services.audit.projector import Projector
 from services.audit.rebuild import rebuild as rebuild_projection
 from services.audit.reconcile import collect, compare_witnesses, format_report
+from services.audit.schemas import timeline_csv, timeline_public, verify_public
 from services.audit.settings import AuditSettings
 from services.audit.store import load_timeline
-from services.audit.timeline import format_minutes
+from services.audit.tables import REBUILD
 from services.audit.verify import verify_renja
 from services.audit.workcalendar import calendar_from_sop
 from shared.manifest import PRODUCERS, database_of

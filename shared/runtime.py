@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 
@@ -34,7 +33,6 @@ class Runtime:
     relay: OutboxRelay | None = None
     consumer: IdempotentConsumer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)  # audit only, until it has typed deps
 
     def require_pool(self) -> asyncpg.Pool:
         """The connection pool; raises ``ServiceStarting`` (503) before the app has started."""

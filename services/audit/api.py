@@ -2,7 +2,10 @@
 
 Routes: ``GET /cycles``, ``GET /renja/{id}/timeline`` (JSON, or CSV with ``?format=csv`` or
 ``/timeline.csv``), ``GET /renja/{id}/timeline.html`` (the page for people), ``GET /renja/{id}/verify``,
-``GET /sop/steps``, ``GET /audit/key``.
+``GET /sop/steps``, ``GET /audit/key``, ``POST /rebuild/compare``.
+
+Routes are thin: query parameters → :class:`~services.audit.service.AuditService` → response model
+(``services.audit.schemas``); an unknown Renja is a 404 here, in ``_found``.
 
 The HTML page accepts the bearer token either as the usual ``Authorization`` header or as
 ``?token=<jwt>`` in the URL, because a browser following a link cannot attach a header; the same roles
@@ -12,209 +15,53 @@ links (``renja token --hours 1``).
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
 from services.audit.keys import key_id, public_key_b64
-from services.audit.projection import REBUILD, Projector
-from services.audit.rebuild import rebuild_equals_live
-from services.audit.store import list_cycles, load_timeline
-from services.audit.timeline import Timeline, render_timeline_html
-from services.audit.verify import VerifyReport, verify_renja
+from services.audit.schemas import (
+    CyclePublic,
+    KeyPublic,
+    RebuildComparePublic,
+    SopStepsPublic,
+    TimelinePublic,
+    VerifyPublic,
+    sop_steps_public,
+    timeline_csv,
+    timeline_public,
+    verify_public,
+)
+from services.audit.service import AuditService
+from services.audit.timeline import Timeline
 from shared.auth import ROLES, TokenVerifier, require_roles
 from shared.events import Actor
-from shared.runtime import Runtime
-from shared.web.deps import runtime
 from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["audit"])
 
 READERS = require_roles(*ROLES)  # auditor plus the four SOP roles; every route here only reads
+AUDITOR = require_roles("auditor")
+
+T = TypeVar("T")
 
 
-class CyclePublic(BaseModel):
-    renja_id: UUID
-    opd: str | None
-    fiscal_year: int | None
-    status: str
-    current_step: int | None
-    events: int
-    first_at: datetime
-    last_at: datetime
-    head_signed: bool
+def audit_service(request: Request) -> AuditService:
+    """The :class:`AuditService` that ``create_app`` builds at start-up (503 until the service started)."""
+    service: AuditService | None = getattr(request.app.state, "audit", None)
+    if service is None:
+        raise HTTPException(503, "The service is starting: its database is not connected yet.")
+    return service
 
 
-class StepStandardPublic(BaseModel):
-    number: int
-    name: str
-    activity: str
-    gloss: str
-    role: str
-    input: str | None
-    output: str
-    standard_minutes: int
-    completed_by: str
-
-
-class SopStepsPublic(BaseModel):
-    title: str
-    agency: str
-    timezone: str
-    total_standard_minutes: int
-    steps: list[StepStandardPublic]
-
-
-class TimelineEntryPublic(BaseModel):
-    position: int
-    event_id: str
-    event_type: str
-    occurred_at: datetime
-    actor_name: str
-    actor_nip: str
-    actor_role: str
-    source: str
-    step_number: int | None
-    step_name: str | None
-    attempt: int | None
-    draft_version: int | None
-    content_sha256: str | None
-    started_at: datetime | None
-    working_minutes: float | None
-    standard_minutes: int | None
-    overdue: bool | None
-    note: str
-
-
-class OpenStepPublic(BaseModel):
-    number: int
-    name: str
-    role: str
-    standard_minutes: int
-    enabled_at: datetime | None
-    elapsed_minutes: float | None
-    overdue: bool | None
-
-
-class TimelinePublic(BaseModel):
-    """One Renja's timeline; minutes are working minutes on the agency calendar (``timezone``)."""
-
-    renja_id: UUID
-    opd: str | None
-    fiscal_year: int | None
-    status: str
-    current_step: OpenStepPublic | None
-    as_of: datetime | None
-    position: int | None
-    timezone: str
-    total_working_minutes: float
-    total_standard_minutes: int
-    overdue_count: int
-    entries: list[TimelineEntryPublic]
-
-
-class CheckPublic(BaseModel):
-    name: str
-    ok: bool
-    position: int | None
-    kind: str | None
-    reason: str
-    event_id: str | None
-
-
-class VerifyPublic(BaseModel):
-    """``ok`` only if every check passed; otherwise the first bad chain position and its event."""
-
-    renja_id: UUID
-    ok: bool
-    entries: int
-    log_entries: int | None
-    head_signed: bool
-    first_bad_position: int | None
-    first_bad_event_id: str | None
-    reason: str
-    checks: list[CheckPublic]
-    key_id: str
-    public_key_b64: str
-
-
-class KeyPublic(BaseModel):
-    algorithm: Literal["Ed25519"] = "Ed25519"
-    key_id: str
-    public_key_b64: str
-
-
-CSV_COLUMNS = list(TimelineEntryPublic.model_fields)
-
-
-def timeline_public(timeline: Timeline, position: int | None) -> TimelinePublic:
-    """The JSON shape of a :class:`Timeline`."""
-    assert timeline.renja_id is not None
-    cur = timeline.current_step
-    return TimelinePublic(
-        renja_id=timeline.renja_id,
-        opd=timeline.opd,
-        fiscal_year=timeline.fiscal_year,
-        status=timeline.status,
-        current_step=None
-        if cur is None
-        else OpenStepPublic(
-            number=cur.number,
-            name=cur.name,
-            role=cur.role,
-            standard_minutes=cur.standard_minutes,
-            enabled_at=cur.enabled_at,
-            elapsed_minutes=cur.elapsed_minutes,
-            overdue=cur.overdue,
-        ),
-        as_of=timeline.as_of,
-        position=position,
-        timezone=timeline.timezone,
-        total_working_minutes=timeline.total_working_minutes,
-        total_standard_minutes=timeline.total_standard_minutes,
-        overdue_count=timeline.overdue_count,
-        entries=[
-            TimelineEntryPublic(
-                position=e.position,
-                event_id=e.event_id,
-                event_type=e.event_type,
-                occurred_at=e.occurred_at,
-                actor_name=e.actor.name,
-                actor_nip=e.actor.nip,
-                actor_role=e.actor.role,
-                source=e.source,
-                step_number=e.step_number,
-                step_name=e.step_name,
-                attempt=e.attempt,
-                draft_version=e.draft_version,
-                content_sha256=e.content_sha256,
-                started_at=e.started_at,
-                working_minutes=e.working_minutes,
-                standard_minutes=e.standard_minutes,
-                overdue=e.overdue,
-                note=e.note,
-            )
-            for e in timeline.entries
-        ],
-    )
-
-
-def timeline_csv(public: TimelinePublic) -> str:
-    """The timeline's entries as CSV (header row; times ISO 8601 UTC; minutes as decimals)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for entry in public.entries:
-        row = entry.model_dump(mode="json")
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return out.getvalue()
+AuditDep = Annotated[AuditService, Depends(audit_service)]
+Reader = Annotated[Actor, Depends(READERS)]
+AsOf = Annotated[str | None, Query(description="ISO 8601 time with zone: the timeline as it stood then")]
+Position = Annotated[int | None, Query(ge=1, description="chain position: the timeline up to this event")]
 
 
 def parse_as_of(as_of: str | None) -> datetime | None:
@@ -230,49 +77,14 @@ def parse_as_of(as_of: str | None) -> datetime | None:
     return value
 
 
-async def _timeline(rt: Runtime, renja_id: UUID, as_of: str | None, position: int | None) -> Timeline:
-    async with rt.require_pool().acquire() as conn:
-        timeline = await load_timeline(
-            conn, renja_id, rt.sop, rt.extras["calendar"], as_of=parse_as_of(as_of), position=position
-        )
-    if timeline is None:
+def _found(value: T | None, renja_id: UUID) -> T:
+    if value is None:
         raise HTTPException(404, f"Renja {renja_id} is not in the audit log (yet).")
-    return timeline
+    return value
 
 
-AsOf = Annotated[str | None, Query(description="ISO 8601 time with zone: the timeline as it stood then")]
-Position = Annotated[int | None, Query(ge=1, description="chain position: the timeline up to this event")]
-
-
-@router.get(
-    "/cycles",
-    response_model=list[CyclePublic],
-    summary="All Renja cycles: status and current step (auditor, SOP roles)",
-)
-async def get_cycles(request: Request, _: Annotated[Actor, Depends(READERS)]) -> list[CyclePublic]:
-    async with runtime(request).require_pool().acquire() as conn:
-        rows = await list_cycles(conn)
-    return [CyclePublic(**dict(r)) for r in rows]
-
-
-@router.get(
-    "/renja/{renja_id}/timeline",
-    response_model=TimelinePublic,
-    summary="Timeline of steps 1-11: who, when, working minutes vs the SOP standard (auditor, SOP roles)",
-    responses={200: {"content": {"text/csv": {}}}},
-)
-async def get_timeline(
-    renja_id: UUID,
-    request: Request,
-    _: Annotated[Actor, Depends(READERS)],
-    as_of: AsOf = None,
-    position: Position = None,
-    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
-) -> Response:
-    public = timeline_public(await _timeline(runtime(request), renja_id, as_of, position), position)
-    if format == "csv":
-        return _csv_response(public)
-    return Response(public.model_dump_json(), media_type="application/json")
+async def _timeline(audit: AuditService, renja_id: UUID, as_of: str | None, position: int | None) -> Timeline:
+    return _found(await audit.timeline(renja_id, as_of=parse_as_of(as_of), position=position), renja_id)
 
 
 def _csv_response(public: TimelinePublic) -> Response:
@@ -284,19 +96,44 @@ def _csv_response(public: TimelinePublic) -> Response:
 
 
 @router.get(
+    "/cycles",
+    response_model=list[CyclePublic],
+    summary="All Renja cycles: status and current step (auditor, SOP roles)",
+)
+async def get_cycles(_: Reader, audit: AuditDep) -> list[CyclePublic]:
+    return [CyclePublic(**dict(r)) for r in await audit.cycles()]
+
+
+@router.get(
+    "/renja/{renja_id}/timeline",
+    response_model=TimelinePublic,
+    summary="Timeline of steps 1-11: who, when, working minutes vs the SOP standard (auditor, SOP roles)",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def get_timeline(
+    renja_id: UUID,
+    _: Reader,
+    audit: AuditDep,
+    as_of: AsOf = None,
+    position: Position = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
+) -> Response:
+    public = timeline_public(await _timeline(audit, renja_id, as_of, position), position)
+    if format == "csv":
+        return _csv_response(public)
+    return Response(public.model_dump_json(), media_type="application/json")
+
+
+@router.get(
     "/renja/{renja_id}/timeline.csv",
     summary="Timeline as CSV (auditor, SOP roles)",
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def get_timeline_csv(
-    renja_id: UUID,
-    request: Request,
-    _: Annotated[Actor, Depends(READERS)],
-    as_of: AsOf = None,
-    position: Position = None,
+    renja_id: UUID, _: Reader, audit: AuditDep, as_of: AsOf = None, position: Position = None
 ) -> Response:
-    return _csv_response(timeline_public(await _timeline(runtime(request), renja_id, as_of, position), position))
+    return _csv_response(timeline_public(await _timeline(audit, renja_id, as_of, position), position))
 
 
 _optional_bearer = HTTPBearer(auto_error=False)
@@ -325,21 +162,13 @@ def page_reader(
 )
 async def get_timeline_page(
     renja_id: UUID,
-    request: Request,
     _: Annotated[Actor, Depends(page_reader)],
+    audit: AuditDep,
     as_of: AsOf = None,
     position: Position = None,
 ) -> HTMLResponse:
-    rt = runtime(request)
-    timeline = await _timeline(rt, renja_id, as_of, position)
-    async with rt.require_pool().acquire() as conn:
-        # the page shows the cheap checks (projection + signed head); /verify also replays Kafka
-        chain = await verify_renja(conn, renja_id, rt.extras["signing_key"].public_key())
-    html = render_timeline_html(
-        timeline,
-        {"agency": rt.sop.agency.name, "generated_at": datetime.now(UTC), "chain": chain},
-    )
-    return HTMLResponse(html)
+    html = await audit.timeline_page(renja_id, as_of=parse_as_of(as_of), position=position)
+    return HTMLResponse(_found(html, renja_id))
 
 
 @router.get(
@@ -349,89 +178,26 @@ async def get_timeline_page(
 )
 async def get_verify(
     renja_id: UUID,
-    request: Request,
-    _: Annotated[Actor, Depends(READERS)],
+    _: Reader,
+    audit: AuditDep,
     kafka: Annotated[bool, Query(description="also replay the Renja's partition from Kafka")] = True,
 ) -> VerifyPublic:
-    rt = runtime(request)
-    public = rt.extras["signing_key"].public_key()
-    async with rt.require_pool().acquire() as conn:
-        report = await verify_renja(
-            conn,
-            renja_id,
-            public,
-            bootstrap=rt.settings.kafka_bootstrap if kafka else None,
-            topic=rt.settings.event_topic if kafka else None,
-        )
-    if report is None:
-        raise HTTPException(404, f"Renja {renja_id} is not in the audit log (yet).")
-    return verify_public(report, public_key_b64(public), key_id(public))
-
-
-def verify_public(report: VerifyReport, public_b64: str, kid: str) -> VerifyPublic:
-    """The JSON shape of a :class:`VerifyReport`, with the public key that checks the signed head."""
-    return VerifyPublic(
-        renja_id=UUID(report.renja_id),
-        ok=report.ok,
-        entries=report.entries,
-        log_entries=report.log_entries,
-        head_signed=report.head_signed,
-        first_bad_position=report.first_bad_position,
-        first_bad_event_id=report.first_bad_event_id,
-        reason=report.reason,
-        checks=[
-            CheckPublic(name=c.name, ok=c.ok, position=c.position, kind=c.kind, reason=c.reason, event_id=c.event_id)
-            for c in report.checks
-        ],
-        key_id=kid,
-        public_key_b64=public_b64,
-    )
+    report = _found(await audit.verify(renja_id, kafka=kafka), renja_id)
+    return verify_public(report, public_key_b64(audit.public_key), key_id(audit.public_key))
 
 
 @router.get(
     "/sop/steps", response_model=SopStepsPublic, summary="The SOP step table with time standards (auditor, SOP roles)"
 )
-async def get_sop_steps(request: Request, _: Annotated[Actor, Depends(READERS)]) -> SopStepsPublic:
-    sop = runtime(request).sop
-    return SopStepsPublic(
-        title=sop.title,
-        agency=sop.agency.name,
-        timezone=sop.office_hours.timezone,
-        total_standard_minutes=sop.total_standard_minutes,
-        steps=[
-            StepStandardPublic(
-                number=s.number,
-                name=s.name,
-                activity=s.activity,
-                gloss=s.gloss,
-                role=s.role,
-                input=s.input,
-                output=s.output,
-                standard_minutes=s.standard_minutes,
-                completed_by=s.completed_by.event_type
-                + "".join(f" {k}={v}" for k, v in sorted(s.completed_by.match.items())),
-            )
-            for s in sop.steps
-        ],
-    )
+async def get_sop_steps(_: Reader, audit: AuditDep) -> SopStepsPublic:
+    return sop_steps_public(audit.sop)
 
 
 @router.get(
     "/audit/key", response_model=KeyPublic, summary="The public key that verifies signed chain heads (any role)"
 )
-async def get_key(request: Request, _: Annotated[Actor, Depends(READERS)]) -> KeyPublic:
-    public = runtime(request).extras["signing_key"].public_key()
-    return KeyPublic(key_id=key_id(public), public_key_b64=public_key_b64(public))
-
-
-class RebuildComparePublic(BaseModel):
-    """Whether replaying the whole log from offset 0 gives exactly the live projection (rows and hashes)."""
-
-    rebuild_equals_live: bool
-    seconds: float
-
-
-AUDITOR = require_roles("auditor")
+async def get_key(_: Reader, audit: AuditDep) -> KeyPublic:
+    return KeyPublic(key_id=key_id(audit.public_key), public_key_b64=public_key_b64(audit.public_key))
 
 
 @router.post(
@@ -440,16 +206,7 @@ AUDITOR = require_roles("auditor")
     summary="Replay the log from offset 0 into scratch tables and compare with the live projection (auditor)",
     responses={401: COMMAND_ERRORS[401], 403: {"model": ErrorBody, "description": "only the auditor may run it"}},
 )
-async def post_rebuild_compare(request: Request, _: Annotated[Actor, Depends(AUDITOR)]) -> RebuildComparePublic:
+async def post_rebuild_compare(_: Annotated[Actor, Depends(AUDITOR)], audit: AuditDep) -> RebuildComparePublic:
     """Nothing is swapped: the scratch tables are dropped afterwards. Takes as long as a replay of the log."""
-    rt: Runtime = runtime(request)
-    started = datetime.now(UTC)
-    equal = await rebuild_equals_live(
-        rt.require_pool(),
-        bootstrap=rt.settings.kafka_bootstrap,
-        topic=rt.settings.event_topic,
-        projector=Projector(rt.sop, rt.extras["signing_key"], REBUILD, keep_cache=True),
-    )
-    return RebuildComparePublic(
-        rebuild_equals_live=equal, seconds=round((datetime.now(UTC) - started).total_seconds(), 3)
-    )
+    check = await audit.compare_rebuild()
+    return RebuildComparePublic(rebuild_equals_live=check.equal, seconds=check.seconds)

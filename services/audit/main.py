@@ -1,7 +1,10 @@
 """Composition root of the audit service: the auditor's projection of ``renja.events`` (port 8106).
 
 The generic per-event consumer is off (``consume=False``): the audit folds the log in batches with its
-own :class:`~services.audit.projection.LiveProjection`, offsets stored with the rows.
+own :class:`~services.audit.live.LiveProjection`, offsets stored with the rows. At start-up, once the
+pool exists, this module loads the signing key, refolds after a new ``PROJECTION_VERSION``, builds the
+:class:`~services.audit.service.AuditService` the routes depend on (``api.AuditDep``) and starts the
+live loop.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from fastapi import FastAPI
 
 from services.audit.api import router
 from services.audit.keys import load_signing_key
-from services.audit.projection import LIVE, LiveProjection, Projector
+from services.audit.live import LiveProjection
+from services.audit.projector import Projector
+from services.audit.service import AuditService
 from services.audit.settings import AuditSettings
+from services.audit.tables import LIVE
 from services.audit.versioning import ensure_projection_version
 from services.audit.workcalendar import calendar_from_sop
 from shared.app import build_service_app
@@ -25,12 +31,12 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
     """Build the app: ``uvicorn services.audit.main:create_app --factory --port 8106``."""
     cfg = settings or AuditSettings()
 
-    async def start_projection(rt: Runtime) -> None:
+    async def start(rt: Runtime) -> None:
         key = load_signing_key(cfg)
-        rt.extras["signing_key"] = key
-        rt.extras["calendar"] = calendar_from_sop(rt.sop)
+        calendar = calendar_from_sop(rt.sop)
         assert rt.pool is not None
         await ensure_projection_version(rt.pool)  # a new fold version refolds the log from offset 0
+        app.state.audit = AuditService(settings=cfg, sop=rt.sop, pool=rt.pool, signing_key=key, calendar=calendar)
         projection = LiveProjection(
             pool=rt.pool,
             bootstrap=cfg.kafka_bootstrap,
@@ -38,10 +44,9 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             projector=Projector(rt.sop, key, LIVE),
             batch_max=cfg.projection_batch_max,
         )
-        rt.extras["projection"] = projection
         rt.tasks.append(asyncio.create_task(projection.run(), name="audit-projection"))
 
-    return build_service_app(
+    app = build_service_app(
         cfg,
         title="Renja — audit",
         description=(
@@ -50,7 +55,8 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         ),
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
-        on_startup=start_projection,
+        on_startup=start,
         consume=False,
         state_route=False,
     )
+    return app

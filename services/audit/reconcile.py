@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
-from aiokafka import TopicPartition
 
-from services.audit.projection import close_reader, open_reader, read_range, seek_to, topic_partitions
+from services.audit.logreader import read_from_start
 
 PRODUCERS: tuple[str, ...] = ("directive", "documents", "meetings", "approvals", "notifier")
 """The services that produce events (the audit produces none)."""
@@ -88,22 +87,15 @@ def compare_witnesses(w: Witnesses) -> ReconcileReport:
 
 async def kafka_ids(bootstrap: str, topic: str) -> dict[UUID, str]:
     """``{ce_id: producing service}`` of every record from offset 0 to the end offsets (headers only)."""
-    consumer = await open_reader(bootstrap, "audit-reconcile")
     out: dict[UUID, str] = {}
-    try:
-        tps = await topic_partitions(consumer, topic)
-        await seek_to(consumer, tps, {})
-        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        async for batch in read_range(consumer, tps, end, 10000):
-            for rec in batch:
-                headers = {k: v for k, v in rec.headers or ()}
-                try:
-                    eid = UUID(headers["ce_id"].decode())
-                except (KeyError, ValueError, UnicodeDecodeError):
-                    continue  # not one of our events: the audit's rejects table lists it
-                out[eid] = headers.get("ce_source", b"").decode(errors="replace").rsplit("/", 1)[-1]
-    finally:
-        await close_reader(consumer)
+    async for batch in read_from_start(bootstrap, topic, "audit-reconcile", batch_max=10000):
+        for rec in batch:
+            headers = {k: v for k, v in rec.headers or ()}
+            try:
+                eid = UUID(headers["ce_id"].decode())
+            except (KeyError, ValueError, UnicodeDecodeError):
+                continue  # not one of our events: the audit's rejects table lists it
+            out[eid] = headers.get("ce_source", b"").decode(errors="replace").rsplit("/", 1)[-1]
     return out
 
 

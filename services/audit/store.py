@@ -1,6 +1,9 @@
-"""Reads of the audit projection: cycles, one Renja's stored events and chain, and its timeline.
+"""The SQL of the audit projection: the reads the API and ``verify`` need (cycles, one Renja's stored
+chain, its timeline, the offsets), and the statements the projector runs for one batch.
 
-Everything here reads the live tables (``services.audit.projection.LIVE``) unless a table set is given.
+Everything here reads the live tables (``services.audit.tables.LIVE``) unless a table set is given.
+The batch writes (``copy_events`` … ``advance_offsets``) run inside the caller's transaction; what they
+write, and in which order, is decided by ``services.audit.projector``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.audit.hashchain import ChainEntry
-from services.audit.projection import LIVE, TableSet
+from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
 from shared.events import EVENT_TYPES, Event
@@ -56,6 +59,12 @@ async def load_stored(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet
         )
         for r in rows
     ]
+
+
+async def stored_offsets(conn: asyncpg.Connection, tables: TableSet = LIVE) -> dict[int, int]:
+    """``{partition: next offset to fold}`` of one table set (empty before the first batch)."""
+    rows = await conn.fetch(f"SELECT kafka_partition, next_offset FROM {tables.offsets}")
+    return {r["kafka_partition"]: r["next_offset"] for r in rows}
 
 
 async def load_cycle(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet = LIVE) -> asyncpg.Record | None:
@@ -100,3 +109,93 @@ async def load_timeline(
         return None
     events = [event_from_json(json.loads(r["event"])) for r in rows]
     return build_timeline(events, steps_from_sop(sop), calendar, as_of=as_of)
+
+
+# --- the fold's statements (one batch, the caller's transaction) ------------------------------------
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "kafka_partition",
+    "kafka_offset",
+    "event_id",
+    "renja_id",
+    "position",
+    "event_type",
+    "source",
+    "actor_name",
+    "actor_nip",
+    "actor_role",
+    "occurred_at",
+    "step_number",
+    "draft_version",
+    "content_sha256",
+    "event",
+    "event_hash",
+    "chain_hash",
+)
+"""The columns of an ``audit_events`` row as :func:`copy_events` takes it, in order."""
+
+_UPSERT_CYCLES = """INSERT INTO {cycles} (renja_id, opd, fiscal_year, status, current_step, events,
+       head_position, head_hash, first_at, last_at, signed_position, signed_hash, signature_b64, state)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+   ON CONFLICT (renja_id) DO UPDATE SET opd = EXCLUDED.opd, fiscal_year = EXCLUDED.fiscal_year,
+       status = EXCLUDED.status, current_step = EXCLUDED.current_step, events = EXCLUDED.events,
+       head_position = EXCLUDED.head_position, head_hash = EXCLUDED.head_hash,
+       last_at = EXCLUDED.last_at, signed_position = EXCLUDED.signed_position,
+       signed_hash = EXCLUDED.signed_hash, signature_b64 = EXCLUDED.signature_b64,
+       state = EXCLUDED.state"""
+
+
+async def known_event_ids(conn: asyncpg.Connection, tables: TableSet, event_ids: list[UUID]) -> set[UUID]:
+    """The ids among ``event_ids`` already stored in ``tables.events``."""
+    rows = await conn.fetch(f"SELECT event_id FROM {tables.events} WHERE event_id = ANY($1::uuid[])", event_ids)
+    return {r[0] for r in rows}
+
+
+async def load_heads(conn: asyncpg.Connection, tables: TableSet, renja_ids: list[UUID]) -> list[asyncpg.Record]:
+    """The ``audit_cycles`` rows of ``renja_ids`` (the chain heads and the folded state as JSON)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT renja_id, state, head_position, head_hash, first_at, last_at, signed_position,"
+        f" signed_hash, signature_b64 FROM {tables.cycles} WHERE renja_id = ANY($1::uuid[])",
+        renja_ids,
+    )
+    return rows
+
+
+async def copy_events(conn: asyncpg.Connection, tables: TableSet, rows: list[tuple[Any, ...]]) -> None:
+    """Append ``rows`` (``EVENT_COLUMNS`` order) to ``tables.events`` with one ``COPY``."""
+    await conn.copy_records_to_table(tables.events, records=rows, columns=EVENT_COLUMNS)
+
+
+async def upsert_cycles(conn: asyncpg.Connection, tables: TableSet, rows: list[tuple[Any, ...]]) -> None:
+    """Insert or update ``rows`` in ``tables.cycles``, pipelined; each row is ``(renja_id, opd,
+    fiscal_year, status, current_step, events, head_position, head_hash, first_at, last_at,
+    signed_position, signed_hash, signature_b64, state JSON)``; ``first_at`` is kept from the first insert."""
+    await conn.executemany(_UPSERT_CYCLES.format(cycles=tables.cycles), rows)
+
+
+async def insert_rejects(conn: asyncpg.Connection, tables: TableSet, rejects: list[tuple[int, int, str, str]]) -> None:
+    """Record ``(partition, offset, reason, detail)`` of records that are not our events (once each)."""
+    await conn.executemany(
+        f"INSERT INTO {tables.rejects} (kafka_partition, kafka_offset, reason, detail)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        rejects,
+    )
+
+
+async def advance_offsets(conn: asyncpg.Connection, tables: TableSet, offsets: dict[int, int]) -> None:
+    """Set each partition's next offset to fold, never moving one backwards."""
+    await conn.executemany(
+        f"INSERT INTO {tables.offsets} (kafka_partition, next_offset) VALUES ($1, $2)"
+        " ON CONFLICT (kafka_partition) DO UPDATE SET next_offset = GREATEST("
+        f"{tables.offsets}.next_offset, EXCLUDED.next_offset)",
+        sorted(offsets.items()),
+    )
+
+
+async def renja_in_two_partitions(conn: asyncpg.Connection, tables: TableSet) -> UUID | None:
+    """A Renja whose events sit in more than one partition of ``tables.events``, or None (the premise
+    of a replay split by partition)."""
+    found: UUID | None = await conn.fetchval(
+        f"SELECT renja_id FROM {tables.events} GROUP BY renja_id HAVING count(DISTINCT kafka_partition) > 1 LIMIT 1"
+    )
+    return found

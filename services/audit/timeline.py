@@ -23,20 +23,17 @@ When a step's input "existed" (the start of its duration):
 Clocks of different services may disagree slightly; a completion stamped before its input is counted
 as 0 working minutes rather than refused, because the log order (not the stamps) is the causal order.
 
-Pure: events, step table, calendar and ``as_of`` are passed in; no clock, no I/O.
+Pure: events, step table, calendar and ``as_of`` are passed in; no clock, no I/O. The page that shows a
+timeline is ``services.audit.page``; the JSON/CSV shapes are in ``services.audit.schemas``.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo
-
-import jinja2
 
 from services.audit.workcalendar import WorkCalendar
 from shared.events import Actor, DirectiveIssued, DraftReturned, Event, ReceiptRecorded, RenjaCancelled
@@ -212,13 +209,35 @@ class Timeline:
         return sum(1 for e in self.step_entries if e.overdue)
 
 
-def _version_and_hash(event: Event) -> tuple[int | None, str | None]:
-    version = getattr(event, "version", None)
-    if version is None:
-        version = getattr(event, "draft_version", None)
-    sha = getattr(event, "content_sha256", None)
-    if sha is None:
-        sha = getattr(event, "draft_sha256", None)
+_VERSION_FIELDS = ("version", "draft_version")
+_SHA_FIELDS = ("content_sha256", "draft_sha256")
+_DRAFT_FIELDS: dict[type[Event], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def version_and_hash(event: Event) -> tuple[int | None, str | None]:
+    """The draft version and content hash an event names, or None each: ``version`` else
+    ``draft_version``; ``content_sha256`` else ``draft_sha256``.
+
+    Answered from the fields each event class declares (cached per class), without ``getattr`` misses:
+    on a pydantic model a missing attribute costs an exception, and the projector calls this per event.
+    """
+    names = _DRAFT_FIELDS.get(type(event))
+    if names is None:
+        fields = type(event).model_fields
+        names = _DRAFT_FIELDS[type(event)] = (
+            tuple(n for n in _VERSION_FIELDS if n in fields),
+            tuple(n for n in _SHA_FIELDS if n in fields),
+        )
+    version: int | None = None
+    for name in names[0]:
+        version = getattr(event, name)
+        if version is not None:
+            break
+    sha: str | None = None
+    for name in names[1]:
+        sha = getattr(event, name)
+        if sha is not None:
+            break
     return version, sha
 
 
@@ -230,6 +249,132 @@ def _note(event: Event) -> str:
     if isinstance(event, ReceiptRecorded):
         return f"Diterima oleh {event.recipient}" + (f" ({event.received_by})" if event.received_by else "")
     return ""
+
+
+def _entry_fields(event: Event, position: int) -> dict[str, Any]:
+    """The :class:`TimelineEntry` fields every event has (the step fields are added for a completion)."""
+    version, sha = version_and_hash(event)
+    return {
+        "position": position,
+        "event_id": str(event.event_id),
+        "event_type": event.event_type,
+        "actor": event.actor,
+        "source": event.source,
+        "occurred_at": event.occurred_at,
+        "draft_version": version,
+        "content_sha256": sha,
+        "note": _note(event),
+    }
+
+
+@dataclass
+class _Walk:
+    """:func:`build_timeline`'s walk over the log, one event at a time (see the module docstring).
+
+    ``enabler``: step number → the event that made its input exist; ``attempts``: step number → how
+    many completions so far; ``waiting``: the step due next (None once closed); ``following``: step
+    number → the step after it.
+    """
+
+    steps: tuple[StepSpec, ...]
+    calendar: WorkCalendar
+    return_to_step: int
+    entries: list[TimelineEntry] = field(default_factory=list)
+    enabler: dict[int, Event] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    status: Status = "not_started"
+    opd: str | None = None
+    fiscal_year: int | None = None
+    waiting: StepSpec | None = field(init=False)
+    following: dict[int, StepSpec] = field(init=False)
+    by_number: dict[int, StepSpec] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.following = {s.number: self.steps[i + 1] for i, s in enumerate(self.steps[:-1])}
+        self.by_number = {s.number: s for s in self.steps}
+        self.waiting = self.steps[0]
+
+    def take(self, event: Event, position: int) -> None:
+        """Add the event at log ``position`` to the timeline."""
+        if self.status == "not_started":
+            self.status = "in_progress"
+        if isinstance(event, DirectiveIssued) and self.opd is None:
+            self.opd, self.fiscal_year = event.opd, event.fiscal_year
+        base = _entry_fields(event, position)
+        spec = next((s for s in self.steps if s.completed_by(event)), None)
+        if spec is None:
+            self._other(event, base)
+        else:
+            self._completion(event, spec, base)
+
+    def _other(self, event: Event, base: dict[str, Any]) -> None:
+        """An event that completes no step: a return reopens step 7, a cancellation closes the cycle."""
+        self.entries.append(TimelineEntry(**base))
+        if isinstance(event, DraftReturned) and self.return_to_step in self.by_number:
+            self.enabler[self.return_to_step] = event
+            self.waiting = self.by_number[self.return_to_step]
+        elif isinstance(event, RenjaCancelled):
+            self.status, self.waiting = "cancelled", None
+
+    def _completion(self, event: Event, spec: StepSpec, base: dict[str, Any]) -> None:
+        """A step completion: measured from its enabler; the next step becomes due (or the cycle ends)."""
+        self.attempts[spec.number] = self.attempts.get(spec.number, 0) + 1
+        source_event = self.enabler.get(spec.number)
+        started_at, minutes = self._duration(spec, event, source_event)
+        self.entries.append(
+            TimelineEntry(
+                **base,
+                step_number=spec.number,
+                step_name=spec.name,
+                started_at=started_at,
+                enabled_by=str(source_event.event_id) if source_event is not None else None,
+                working_minutes=minutes,
+                standard_minutes=spec.standard_minutes,
+                overdue=None if minutes is None else minutes > spec.standard_minutes,
+                attempt=self.attempts[spec.number],
+            )
+        )
+        nxt = self.following.get(spec.number)
+        if nxt is not None:
+            self.enabler[nxt.number] = event
+        if self.status != "cancelled":
+            if nxt is None:
+                self.status, self.waiting = "distributed", None
+            else:
+                self.waiting = nxt
+
+    def _duration(
+        self, spec: StepSpec, event: Event, source_event: Event | None
+    ) -> tuple[datetime | None, float | None]:
+        """``(started_at, working minutes)`` of one completion."""
+        if spec.number == self.steps[0].number:
+            # the first step has no input in the log: duration 0 by definition (module docstring)
+            return event.occurred_at, 0.0
+        if source_event is not None:
+            started_at = source_event.occurred_at
+            return started_at, self.calendar.working_minutes(started_at, max(started_at, event.occurred_at))
+        # a completion whose input never appeared in the log: nothing to measure from
+        return None, None
+
+    def open_step(self, as_of: datetime | None) -> OpenStep | None:
+        """The step now waiting, if the cycle is open; its elapsed time up to ``as_of`` when given."""
+        if self.status not in ("not_started", "in_progress") or self.waiting is None:
+            return None
+        waiting = self.waiting
+        since = self.enabler.get(waiting.number)
+        enabled_at = since.occurred_at if since is not None else None
+        elapsed = None
+        if as_of is not None and enabled_at is not None:
+            elapsed = self.calendar.working_minutes(enabled_at, max(enabled_at, as_of))
+        return OpenStep(
+            number=waiting.number,
+            name=waiting.name,
+            role=waiting.role,
+            standard_minutes=waiting.standard_minutes,
+            enabled_at=enabled_at,
+            elapsed_minutes=elapsed,
+            overdue=None if elapsed is None else elapsed > waiting.standard_minutes,
+        )
 
 
 def build_timeline(
@@ -252,24 +397,12 @@ def build_timeline(
         raise ValueError("the step table is empty")
     if as_of is not None and (as_of.tzinfo is None or as_of.utcoffset() is None):
         raise ValueError("as_of must be timezone-aware")
-    ordered_steps = tuple(sorted(steps, key=lambda s: s.number))
-    following = {s.number: ordered_steps[i + 1] for i, s in enumerate(ordered_steps[:-1])}
-    by_number = {s.number: s for s in ordered_steps}
-
+    walk = _Walk(tuple(sorted(steps, key=lambda s: s.number)), calendar, return_to_step)
     renja_ids = {e.renja_id for e in events}
     if len(renja_ids) > 1:
         raise ValueError(f"events of {len(renja_ids)} Renja cycles given; a timeline covers one")
-
     seen: set[UUID] = set()
-    entries: list[TimelineEntry] = []
-    enabler: dict[int, Event] = {}  # step number -> the event that made its input exist
-    attempts: dict[int, int] = {}
-    waiting: StepSpec | None = ordered_steps[0]
-    status: Status = "not_started"
-    opd: str | None = None
-    fiscal_year: int | None = None
     position = 0
-
     for event in events:
         if event.event_id in seen:
             continue
@@ -277,270 +410,15 @@ def build_timeline(
         position += 1
         if as_of is not None and event.occurred_at > as_of:
             continue
-        if status == "not_started":
-            status = "in_progress"
-        if isinstance(event, DirectiveIssued) and opd is None:
-            opd, fiscal_year = event.opd, event.fiscal_year
-
-        version, sha = _version_and_hash(event)
-        base: dict[str, Any] = {
-            "position": position,
-            "event_id": str(event.event_id),
-            "event_type": event.event_type,
-            "actor": event.actor,
-            "source": event.source,
-            "occurred_at": event.occurred_at,
-            "draft_version": version,
-            "content_sha256": sha,
-            "note": _note(event),
-        }
-        spec = next((s for s in ordered_steps if s.completed_by(event)), None)
-        if spec is None:
-            entries.append(TimelineEntry(**base))
-            if isinstance(event, DraftReturned) and return_to_step in by_number:
-                enabler[return_to_step] = event
-                waiting = by_number[return_to_step]
-            elif isinstance(event, RenjaCancelled):
-                status, waiting = "cancelled", None
-            continue
-
-        attempts[spec.number] = attempts.get(spec.number, 0) + 1
-        source_event = enabler.get(spec.number)
-        if spec.number == ordered_steps[0].number:
-            # the first step has no input in the log: duration 0 by definition (module docstring)
-            started_at: datetime | None = event.occurred_at
-            minutes: float | None = 0.0
-        elif source_event is not None:
-            started_at = source_event.occurred_at
-            minutes = calendar.working_minutes(started_at, max(started_at, event.occurred_at))
-        else:
-            # a completion whose input never appeared in the log: nothing to measure from
-            started_at, minutes = None, None
-        entries.append(
-            TimelineEntry(
-                **base,
-                step_number=spec.number,
-                step_name=spec.name,
-                started_at=started_at,
-                enabled_by=str(source_event.event_id) if source_event is not None else None,
-                working_minutes=minutes,
-                standard_minutes=spec.standard_minutes,
-                overdue=None if minutes is None else minutes > spec.standard_minutes,
-                attempt=attempts[spec.number],
-            )
-        )
-        nxt = following.get(spec.number)
-        if nxt is not None:
-            enabler[nxt.number] = event
-        if status != "cancelled":
-            if nxt is None:
-                status, waiting = "distributed", None
-            else:
-                waiting = nxt
-
-    current = None
-    if status in ("not_started", "in_progress") and waiting is not None:
-        since = enabler.get(waiting.number)
-        enabled_at = since.occurred_at if since is not None else None
-        elapsed = None
-        if as_of is not None and enabled_at is not None:
-            elapsed = calendar.working_minutes(enabled_at, max(enabled_at, as_of))
-        current = OpenStep(
-            number=waiting.number,
-            name=waiting.name,
-            role=waiting.role,
-            standard_minutes=waiting.standard_minutes,
-            enabled_at=enabled_at,
-            elapsed_minutes=elapsed,
-            overdue=None if elapsed is None else elapsed > waiting.standard_minutes,
-        )
+        walk.take(event, position)
     return Timeline(
         renja_id=next(iter(renja_ids)) if renja_ids else None,
-        opd=opd,
-        fiscal_year=fiscal_year,
-        entries=tuple(entries),
-        steps=ordered_steps,
-        status=status,
-        current_step=current,
+        opd=walk.opd,
+        fiscal_year=walk.fiscal_year,
+        entries=tuple(walk.entries),
+        steps=walk.steps,
+        status=walk.status,
+        current_step=walk.open_step(as_of),
         as_of=as_of,
         timezone=calendar.tz.key,
     )
-
-
-# --- HTML page ---------------------------------------------------------------------------------------
-
-ROLE_LABELS = {
-    "kepala_badan": "Kepala Badan",
-    "sekretaris": "Sekretaris",
-    "kasubag_pp": "Kasubag Perencanaan dan Pelaporan",
-    "staf": "Staf",
-    "auditor": "Auditor",
-    "system": "Sistem",
-}
-
-STATUS_LABELS = {
-    "not_started": "Belum dimulai",
-    "in_progress": "Sedang berjalan",
-    "cancelled": "Dibatalkan",
-    "distributed": "Selesai (didistribusikan)",
-}
-
-EVENT_LABELS = {
-    "DirectiveIssued": "Arahan/instruksi/perintah",
-    "DataCollected": "Data terkumpul",
-    "DraftCreated": "Rancangan dibuat",
-    "MeetingHeld": "Rapat konsultasi",
-    "Initialed": "Paraf",
-    "Signed": "Tanda tangan",
-    "DraftReturned": "Rancangan dikembalikan",
-    "RenjaCancelled": "Renja dibatalkan",
-    "Distributed": "Didistribusikan",
-    "ReceiptRecorded": "Tanda terima",
-}
-
-
-def format_minutes(minutes: float | None) -> str:
-    """Working minutes as ``"1 j 25 m"`` (jam/menit), rounded to the minute; ``"–"`` for ``None``."""
-    if minutes is None:
-        return "–"
-    total = round(minutes)
-    hours, rest = divmod(total, 60)
-    if not hours:
-        return f"{rest} m"
-    return f"{hours} j {rest} m" if rest else f"{hours} j"
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    # built on first use, not at import (STYLE.md rule 3); autoescape everything this module renders
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("services.audit", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _short_type(event_type: str) -> str:
-    parts = event_type.split(".")
-    return parts[1] if len(parts) == 3 else event_type
-
-
-def _chain_view(chain: Any) -> dict[str, Any] | None:
-    """The optional integrity box, with every key the template reads present (StrictUndefined)."""
-    if chain is None:
-        return None
-    return {
-        "ok": bool(_get(chain, "ok", False)),
-        "reason": str(_get(chain, "reason", "") or ""),
-        "position": _get(chain, "position", None) or _get(chain, "first_bad_position", None),
-        "head_signed": bool(_get(chain, "head_signed", False)),
-    }
-
-
-def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = None) -> str:
-    """Render one Renja's timeline page (``templates/timeline.html``) as an HTML string.
-
-    ``meta`` (all optional): ``title``, ``agency``, ``generated_at`` (aware datetime),
-    ``chain``: the integrity result, a mapping or object (e.g. a ``hashchain.VerifyResult``) with ``ok``
-    and optionally ``reason``, ``position`` (or ``first_bad_position``) and ``head_signed``.
-    Times are shown in the calendar's zone (WIB) and UTC. Every value is HTML-escaped.
-    """
-    meta = dict(meta or {})
-    tz = ZoneInfo(timeline.timezone)
-
-    def local(value: datetime | None) -> str:
-        return "–" if value is None else value.astimezone(tz).strftime("%d-%m-%Y %H:%M")
-
-    completions: dict[int, list[TimelineEntry]] = {}
-    for entry in timeline.step_entries:
-        completions.setdefault(entry.step_number or 0, []).append(entry)
-    rows: list[dict[str, Any]] = []
-    for spec in timeline.steps:
-        done = completions.get(spec.number, [])
-        waiting = (
-            timeline.current_step if (timeline.current_step and timeline.current_step.number == spec.number) else None
-        )
-        # each row has its own scale: the bars compare a step with its own standard (the marker sits at
-        # half width or less), since standards range from 15 to 300 minutes
-        scale = max(
-            [2.0 * spec.standard_minutes, 1.0]
-            + [e.working_minutes or 0.0 for e in done]
-            + [(waiting.elapsed_minutes or 0.0) if waiting else 0.0]
-        )
-        bars = [
-            {
-                "label": f"ke-{e.attempt}" if len(done) > 1 else "",
-                "width": 100.0 * (e.working_minutes or 0.0) / scale,
-                "minutes": format_minutes(e.working_minutes),
-                "overdue": bool(e.overdue),
-                "actor": e.actor.name,
-                "nip": e.actor.nip,
-                "when": local(e.occurred_at),
-                "when_utc": e.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "version": e.draft_version,
-            }
-            for e in done
-        ]
-        rows.append(
-            {
-                "number": spec.number,
-                "name": spec.name,
-                "gloss": spec.gloss,
-                "role": ROLE_LABELS.get(spec.role, spec.role),
-                "standard": format_minutes(spec.standard_minutes),
-                "standard_pos": 100.0 * spec.standard_minutes / scale,
-                "bars": bars,
-                "overdue": any(b["overdue"] for b in bars),
-                "waiting": waiting is not None,
-                "waiting_minutes": format_minutes(waiting.elapsed_minutes) if waiting else "",
-                "waiting_width": 100.0 * (waiting.elapsed_minutes or 0.0) / scale if waiting else 0.0,
-                "waiting_overdue": bool(waiting.overdue) if waiting else False,
-            }
-        )
-    log = [
-        {
-            "position": e.position,
-            "label": EVENT_LABELS.get(_short_type(e.event_type), e.event_type),
-            "event_type": e.event_type,
-            "event_id": e.event_id,
-            "step": e.step_number,
-            "actor": e.actor.name,
-            "nip": e.actor.nip,
-            "role": ROLE_LABELS.get(e.actor.role, e.actor.role),
-            "source": e.source,
-            "when": local(e.occurred_at),
-            "when_utc": e.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "version": e.draft_version,
-            "sha": (e.content_sha256 or "")[:12],
-            "note": e.note,
-            "minutes": format_minutes(e.working_minutes) if e.step_number is not None else "",
-            "overdue": bool(e.overdue),
-        }
-        for e in timeline.entries
-    ]
-    generated_at = meta.get("generated_at")
-    context = {
-        "title": meta.get("title") or "Linimasa Penyusunan Renja",
-        "agency": meta.get("agency", ""),
-        "renja_id": str(timeline.renja_id) if timeline.renja_id else "–",
-        "opd": timeline.opd or "–",
-        "fiscal_year": timeline.fiscal_year or "–",
-        "status": timeline.status,
-        "status_label": STATUS_LABELS[timeline.status],
-        "current": timeline.current_step,
-        "current_role": ROLE_LABELS.get(timeline.current_step.role, timeline.current_step.role)
-        if timeline.current_step
-        else "",
-        "as_of": local(timeline.as_of) if timeline.as_of else "",
-        "generated_at": local(generated_at) if isinstance(generated_at, datetime) else "",
-        "timezone": timeline.timezone,
-        "rows": rows,
-        "log": log,
-        "total": format_minutes(timeline.total_working_minutes),
-        "total_standard": format_minutes(timeline.total_standard_minutes),
-        "overdue_count": timeline.overdue_count,
-        "chain": _chain_view(meta.get("chain")),
-    }
-    return _environment().get_template("timeline.html").render(**context)

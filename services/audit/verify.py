@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
-from aiokafka import TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit.hashchain import (
@@ -27,7 +26,7 @@ from services.audit.hashchain import (
     check_signed_head,
     verify_chain,
 )
-from services.audit.projection import close_reader, open_reader, read_range, seek_to, topic_partitions
+from services.audit.logreader import read_from_start
 from services.audit.store import StoredEvent, load_cycle, load_stored
 from shared.cloudevents import DecodeError, from_kafka
 from shared.events import Event
@@ -86,30 +85,22 @@ async def log_events(bootstrap: str, topic: str, renja_id: UUID, partition: int 
     Reads only ``partition`` when known (every event of one Renja is in one partition), else all of them,
     from offset 0 to the end offsets at the time of the call.
     """
-    consumer = await open_reader(bootstrap, "audit-verify")
-    try:
-        tps = await topic_partitions(consumer, topic)
-        if partition is not None:
-            tps = [tp for tp in tps if tp.partition == partition]
-        await seek_to(consumer, tps, {})
-        end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        key = str(renja_id).encode()
-        seen: set[UUID] = set()
-        events: list[Event] = []
-        async for batch in read_range(consumer, tps, end, 5000):
-            for rec in batch:
-                if rec.key != key:
-                    continue
-                try:
-                    ev = from_kafka(rec.key, rec.value, rec.headers)
-                except DecodeError:
-                    continue
-                if ev.event_id not in seen:
-                    seen.add(ev.event_id)
-                    events.append(ev)
-        return events
-    finally:
-        await close_reader(consumer)
+    key = str(renja_id).encode()
+    seen: set[UUID] = set()
+    events: list[Event] = []
+    partitions = None if partition is None else (partition,)
+    async for batch in read_from_start(bootstrap, topic, "audit-verify", partitions=partitions):
+        for rec in batch:
+            if rec.key != key:
+                continue
+            try:
+                ev = from_kafka(rec.key, rec.value, rec.headers)
+            except DecodeError:
+                continue
+            if ev.event_id not in seen:
+                seen.add(ev.event_id)
+                events.append(ev)
+    return events
 
 
 async def verify_renja(

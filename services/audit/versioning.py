@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from services.audit.projection import LIVE
+from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 

@@ -17,10 +17,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from services.audit.live import LiveProjection
 from services.audit.main import create_app
-from services.audit.projection import LIVE, REBUILD, BatchResult, LiveProjection, Projector
+from services.audit.projector import BatchResult, Projector
 from services.audit.rebuild import rebuild, rebuild_equals_live
 from services.audit.settings import AuditSettings
+from services.audit.tables import LIVE, REBUILD
 from shared.cloudevents import to_kafka
 from shared.db import migrate
 from shared.events import Event

@@ -9,14 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.audit.timeline import (
-    StepSpec,
-    Timeline,
-    build_timeline,
-    format_minutes,
-    render_timeline_html,
-    steps_from_sop,
-)
+from services.audit.page import format_minutes, render_timeline_html
+from services.audit.timeline import StepSpec, Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
 from shared.events import (
     Actor,

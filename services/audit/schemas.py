@@ -1,0 +1,251 @@
+"""The audit's response models (``XPublic``) and their conversions from the audit's own types.
+
+Each ``*_public`` function gives the JSON shape of one result (a :class:`Timeline`, a
+:class:`VerifyReport`, the SOP step table); the CLI prints the same shapes as the HTTP API.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from services.audit.timeline import OpenStep, Timeline, TimelineEntry
+from services.audit.verify import VerifyReport
+from shared.sop import SopDefinition
+
+
+class CyclePublic(BaseModel):
+    renja_id: UUID
+    opd: str | None
+    fiscal_year: int | None
+    status: str
+    current_step: int | None
+    events: int
+    first_at: datetime
+    last_at: datetime
+    head_signed: bool
+
+
+class StepStandardPublic(BaseModel):
+    number: int
+    name: str
+    activity: str
+    gloss: str
+    role: str
+    input: str | None
+    output: str
+    standard_minutes: int
+    completed_by: str
+
+
+class SopStepsPublic(BaseModel):
+    title: str
+    agency: str
+    timezone: str
+    total_standard_minutes: int
+    steps: list[StepStandardPublic]
+
+
+class TimelineEntryPublic(BaseModel):
+    position: int
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    actor_name: str
+    actor_nip: str
+    actor_role: str
+    source: str
+    step_number: int | None
+    step_name: str | None
+    attempt: int | None
+    draft_version: int | None
+    content_sha256: str | None
+    started_at: datetime | None
+    working_minutes: float | None
+    standard_minutes: int | None
+    overdue: bool | None
+    note: str
+
+
+class OpenStepPublic(BaseModel):
+    number: int
+    name: str
+    role: str
+    standard_minutes: int
+    enabled_at: datetime | None
+    elapsed_minutes: float | None
+    overdue: bool | None
+
+
+class TimelinePublic(BaseModel):
+    """One Renja's timeline; minutes are working minutes on the agency calendar (``timezone``)."""
+
+    renja_id: UUID
+    opd: str | None
+    fiscal_year: int | None
+    status: str
+    current_step: OpenStepPublic | None
+    as_of: datetime | None
+    position: int | None
+    timezone: str
+    total_working_minutes: float
+    total_standard_minutes: int
+    overdue_count: int
+    entries: list[TimelineEntryPublic]
+
+
+class CheckPublic(BaseModel):
+    name: str
+    ok: bool
+    position: int | None
+    kind: str | None
+    reason: str
+    event_id: str | None
+
+
+class VerifyPublic(BaseModel):
+    """``ok`` only if every check passed; otherwise the first bad chain position and its event."""
+
+    renja_id: UUID
+    ok: bool
+    entries: int
+    log_entries: int | None
+    head_signed: bool
+    first_bad_position: int | None
+    first_bad_event_id: str | None
+    reason: str
+    checks: list[CheckPublic]
+    key_id: str
+    public_key_b64: str
+
+
+class KeyPublic(BaseModel):
+    algorithm: Literal["Ed25519"] = "Ed25519"
+    key_id: str
+    public_key_b64: str
+
+
+class RebuildComparePublic(BaseModel):
+    """Whether replaying the whole log from offset 0 gives exactly the live projection (rows and hashes)."""
+
+    rebuild_equals_live: bool
+    seconds: float
+
+
+CSV_COLUMNS = list(TimelineEntryPublic.model_fields)
+
+
+def _entry_public(e: TimelineEntry) -> TimelineEntryPublic:
+    return TimelineEntryPublic(
+        position=e.position,
+        event_id=e.event_id,
+        event_type=e.event_type,
+        occurred_at=e.occurred_at,
+        actor_name=e.actor.name,
+        actor_nip=e.actor.nip,
+        actor_role=e.actor.role,
+        source=e.source,
+        step_number=e.step_number,
+        step_name=e.step_name,
+        attempt=e.attempt,
+        draft_version=e.draft_version,
+        content_sha256=e.content_sha256,
+        started_at=e.started_at,
+        working_minutes=e.working_minutes,
+        standard_minutes=e.standard_minutes,
+        overdue=e.overdue,
+        note=e.note,
+    )
+
+
+def _open_step_public(cur: OpenStep) -> OpenStepPublic:
+    return OpenStepPublic(
+        number=cur.number,
+        name=cur.name,
+        role=cur.role,
+        standard_minutes=cur.standard_minutes,
+        enabled_at=cur.enabled_at,
+        elapsed_minutes=cur.elapsed_minutes,
+        overdue=cur.overdue,
+    )
+
+
+def timeline_public(timeline: Timeline, position: int | None) -> TimelinePublic:
+    """The JSON shape of a :class:`Timeline` (of a known Renja: ``timeline.renja_id`` is set)."""
+    assert timeline.renja_id is not None
+    cur = timeline.current_step
+    return TimelinePublic(
+        renja_id=timeline.renja_id,
+        opd=timeline.opd,
+        fiscal_year=timeline.fiscal_year,
+        status=timeline.status,
+        current_step=None if cur is None else _open_step_public(cur),
+        as_of=timeline.as_of,
+        position=position,
+        timezone=timeline.timezone,
+        total_working_minutes=timeline.total_working_minutes,
+        total_standard_minutes=timeline.total_standard_minutes,
+        overdue_count=timeline.overdue_count,
+        entries=[_entry_public(e) for e in timeline.entries],
+    )
+
+
+def timeline_csv(public: TimelinePublic) -> str:
+    """The timeline's entries as CSV (header row; times ISO 8601 UTC; minutes as decimals)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for entry in public.entries:
+        row = entry.model_dump(mode="json")
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def verify_public(report: VerifyReport, public_b64: str, kid: str) -> VerifyPublic:
+    """The JSON shape of a :class:`VerifyReport`, with the public key that checks the signed head."""
+    return VerifyPublic(
+        renja_id=UUID(report.renja_id),
+        ok=report.ok,
+        entries=report.entries,
+        log_entries=report.log_entries,
+        head_signed=report.head_signed,
+        first_bad_position=report.first_bad_position,
+        first_bad_event_id=report.first_bad_event_id,
+        reason=report.reason,
+        checks=[
+            CheckPublic(name=c.name, ok=c.ok, position=c.position, kind=c.kind, reason=c.reason, event_id=c.event_id)
+            for c in report.checks
+        ],
+        key_id=kid,
+        public_key_b64=public_b64,
+    )
+
+
+def sop_steps_public(sop: SopDefinition) -> SopStepsPublic:
+    """The SOP step table with its time standards; ``completed_by`` as ``event_type k=v …``."""
+    return SopStepsPublic(
+        title=sop.title,
+        agency=sop.agency.name,
+        timezone=sop.office_hours.timezone,
+        total_standard_minutes=sop.total_standard_minutes,
+        steps=[
+            StepStandardPublic(
+                number=s.number,
+                name=s.name,
+                activity=s.activity,
+                gloss=s.gloss,
+                role=s.role,
+                input=s.input,
+                output=s.output,
+                standard_minutes=s.standard_minutes,
+                completed_by=s.completed_by.event_type
+                + "".join(f" {k}={v}" for k, v in sorted(s.completed_by.match.items())),
+            )
+            for s in sop.steps
+        ],
+    )

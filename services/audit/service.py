@@ -1,0 +1,110 @@
+"""The audit's use cases: what the read-only HTTP API (and nothing else) asks of the projection.
+
+One :class:`AuditService` per process, built at start-up by ``services.audit.main.create_app`` (the
+composition root) once the pool and the signing key exist. Nothing here imports FastAPI: a result for
+an unknown Renja is ``None``, and the HTTP edge (``services.audit.api``) turns that into a 404.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.audit.page import render_timeline_html
+from services.audit.projector import Projector
+from services.audit.rebuild import rebuild_equals_live
+from services.audit.settings import AuditSettings
+from services.audit.store import list_cycles, load_timeline
+from services.audit.tables import REBUILD
+from services.audit.timeline import Timeline
+from services.audit.verify import VerifyReport, verify_renja
+from services.audit.workcalendar import WorkCalendar
+from shared.sop import SopDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildCheck:
+    """Whether a replay from offset 0 equals the live projection, and how long it took (seconds, 3 dp)."""
+
+    equal: bool
+    seconds: float
+
+
+class AuditService:
+    """Reads of the audit projection, verification of hash chains, and the rebuild comparison.
+
+    ``pool``: the audit database; ``signing_key``: the audit's Ed25519 key (its public half checks the
+    signed heads); ``calendar``: the agency's working calendar for the timeline's working minutes.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: AuditSettings,
+        sop: SopDefinition,
+        pool: asyncpg.Pool,
+        signing_key: Ed25519PrivateKey,
+        calendar: WorkCalendar,
+    ) -> None:
+        self.settings = settings
+        self.sop = sop
+        self.pool = pool
+        self.signing_key = signing_key
+        self.calendar = calendar
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        """The key that verifies the signed chain heads (published at ``GET /audit/key``)."""
+        return self.signing_key.public_key()
+
+    async def cycles(self) -> list[asyncpg.Record]:
+        """Every Renja cycle the audit has seen, oldest first (``store.list_cycles`` rows)."""
+        async with self.pool.acquire() as conn:
+            return await list_cycles(conn)
+
+    async def timeline(
+        self, renja_id: UUID, *, as_of: datetime | None = None, position: int | None = None
+    ) -> Timeline | None:
+        """One Renja's timeline as it stood at ``as_of`` (aware) or chain ``position``; None if unknown."""
+        async with self.pool.acquire() as conn:
+            return await load_timeline(conn, renja_id, self.sop, self.calendar, as_of=as_of, position=position)
+
+    async def timeline_page(
+        self, renja_id: UUID, *, as_of: datetime | None = None, position: int | None = None
+    ) -> str | None:
+        """The timeline page as HTML, with the integrity box; None if the Renja is unknown."""
+        timeline = await self.timeline(renja_id, as_of=as_of, position=position)
+        if timeline is None:
+            return None
+        async with self.pool.acquire() as conn:
+            # the page shows the cheap checks (projection + signed head); verify() also replays Kafka
+            chain = await verify_renja(conn, renja_id, self.public_key)
+        meta = {"agency": self.sop.agency.name, "generated_at": datetime.now(UTC), "chain": chain}
+        return render_timeline_html(timeline, meta)
+
+    async def verify(self, renja_id: UUID, *, kafka: bool = True) -> VerifyReport | None:
+        """Every check of one Renja's chain; ``kafka`` also replays its partition. None if unknown."""
+        async with self.pool.acquire() as conn:
+            return await verify_renja(
+                conn,
+                renja_id,
+                self.public_key,
+                bootstrap=self.settings.kafka_bootstrap if kafka else None,
+                topic=self.settings.event_topic if kafka else None,
+            )
+
+    async def compare_rebuild(self) -> RebuildCheck:
+        """Replay the log from offset 0 into scratch tables and compare them with the live ones (nothing
+        swapped, the scratch tables dropped). Takes as long as a replay of the log."""
+        started = datetime.now(UTC)
+        equal = await rebuild_equals_live(
+            self.pool,
+            bootstrap=self.settings.kafka_bootstrap,
+            topic=self.settings.event_topic,
+            projector=Projector(self.sop, self.signing_key, REBUILD, keep_cache=True),
+        )
+        return RebuildCheck(equal, round((datetime.now(UTC) - started).total_seconds(), 3))
