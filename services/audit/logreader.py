@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -115,14 +115,16 @@ class DecodedBatch:
     """One batch of records after decoding, before any database work.
 
     ``events``: the records that are our CloudEvents, with their event, in record order; ``rejects``:
-    ``(partition, offset, reason, detail)`` of the others; ``offsets``: the next offset per partition;
-    ``size``: how many records the batch had.
+    ``(partition, offset, reason, detail)`` of the broken others; ``offsets``: the next offset per
+    partition; ``size``: how many records the batch had; ``skipped``: ``(partition, offset, ce_type)`` of
+    the records of an event type this release does not know (a newer producer's: tolerant reader).
     """
 
     events: list[tuple[Record, Event]]
     rejects: list[tuple[int, int, str, str]]
     offsets: dict[int, int]
     size: int
+    skipped: list[tuple[int, int, str]] = field(default_factory=list)
 
 
 def _decode_into(batch: DecodedBatch, records: Sequence[Record]) -> None:
@@ -132,7 +134,11 @@ def _decode_into(batch: DecodedBatch, records: Sequence[Record]) -> None:
         try:
             batch.events.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
         except DecodeError as exc:
-            batch.rejects.append((rec.partition, rec.offset, exc.reason, exc.detail[:2000]))
+            if exc.skippable:
+                ce_type = dict(rec.headers or ()).get("ce_type", b"").decode(errors="replace")
+                batch.skipped.append((rec.partition, rec.offset, ce_type))
+            else:
+                batch.rejects.append((rec.partition, rec.offset, exc.reason, exc.detail[:2000]))
 
 
 def decode_batch(records: Sequence[Record]) -> DecodedBatch:

@@ -87,6 +87,8 @@ class Projector:
         cache_max: int = 200_000,
     ) -> None:
         self.sop = sop
+        self.skipped_unknown: dict[str, int] = {}
+        """Records of event types this release does not know, per ``ce_type`` (skipped, as every reader)."""
         self.key = signing_key
         self.tables = tables
         self.keep_cache = keep_cache
@@ -134,6 +136,7 @@ class Projector:
             await store.copy_events(conn, self.tables, rows)
         if touched:
             await store.upsert_cycles(conn, self.tables, self._cycle_rows(touched))
+        self._note_skipped(batch.skipped)
         if batch.rejects:
             await store.insert_rejects(conn, self.tables, batch.rejects)
             result.rejected = len(batch.rejects)
@@ -141,6 +144,14 @@ class Projector:
                 log.warning("audit_record_rejected", partition=partition, offset=offset, reason=reason)
         await store.advance_offsets(conn, self.tables, result.offsets)
         return result
+
+    def _note_skipped(self, skipped: list[tuple[int, int, str]]) -> None:
+        """Count the records of unknown event types (not folded, not rejected); log each type once."""
+        for partition, offset, ce_type in skipped:
+            seen = self.skipped_unknown.get(ce_type, 0)
+            self.skipped_unknown[ce_type] = seen + 1
+            if seen == 0:
+                log.info("audit_unknown_event_type_skipped", ce_type=ce_type, partition=partition, offset=offset)
 
     async def _load_heads(self, conn: asyncpg.Connection, decoded: list[tuple[Record, Event]]) -> None:
         """Read into the cache the stored head of every Renja of the batch not cached yet."""

@@ -17,6 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.audit.logreader import read_from_start
+from shared.events import EVENT_TYPES
 
 PRODUCERS: tuple[str, ...] = ("directive", "documents", "meetings", "approvals", "notifier")
 """The services that produce events (the audit produces none)."""
@@ -40,6 +41,9 @@ class Witnesses:
 
     kafka: dict[UUID, str] = field(default_factory=dict)
     audit: set[UUID] = field(default_factory=set)
+    unknown_types: set[UUID] = field(default_factory=set)
+    """Ids on Kafka whose ``ce_type`` this release does not know: every reader skips them, so the audit
+    is not expected to hold them (services and Kafka still must agree)."""
     services: dict[str, dict[UUID, bool] | None] = field(default_factory=dict)
 
 
@@ -65,10 +69,10 @@ def compare_witnesses(w: Witnesses) -> ReconcileReport:
             if eid not in w.kafka:
                 problem = "missing" if published else "unpublished"
                 out.append(Discrepancy(str(eid), problem, "kafka", name))
-            if eid not in w.audit:
+            if eid not in w.audit and eid not in w.unknown_types:
                 out.append(Discrepancy(str(eid), "missing", "audit", name))
     for eid, source in w.kafka.items():
-        if eid not in w.audit:
+        if eid not in w.audit and eid not in w.unknown_types:
             out.append(Discrepancy(str(eid), "missing", "audit", source))
         held = w.services.get(source)
         if source in w.services and (held is None or eid not in held):
@@ -85,8 +89,9 @@ def compare_witnesses(w: Witnesses) -> ReconcileReport:
     return ReconcileReport(unique, counts)
 
 
-async def kafka_ids(bootstrap: str, topic: str) -> dict[UUID, str]:
-    """``{ce_id: producing service}`` of every record from offset 0 to the end offsets (headers only)."""
+async def kafka_ids(bootstrap: str, topic: str, unknown_types: set[UUID] | None = None) -> dict[UUID, str]:
+    """``{ce_id: producing service}`` of every record from offset 0 to the end offsets (headers only);
+    the ids of records whose ``ce_type`` this release does not know are also added to ``unknown_types``."""
     out: dict[UUID, str] = {}
     async for batch in read_from_start(bootstrap, topic, "audit-reconcile", batch_max=10000):
         for rec in batch:
@@ -96,6 +101,8 @@ async def kafka_ids(bootstrap: str, topic: str) -> dict[UUID, str]:
             except (KeyError, ValueError, UnicodeDecodeError):
                 continue  # not one of our events: the audit's rejects table lists it
             out[eid] = headers.get("ce_source", b"").decode(errors="replace").rsplit("/", 1)[-1]
+            if unknown_types is not None and headers.get("ce_type", b"").decode(errors="replace") not in EVENT_TYPES:
+                unknown_types.add(eid)
     return out
 
 
@@ -123,7 +130,8 @@ async def collect(
     service_dsns: Mapping[str, str],
 ) -> Witnesses:
     """Read every witness: ``service_dsns`` maps producing service name → its database DSN."""
-    w = Witnesses(kafka=await kafka_ids(bootstrap, topic))
+    unknown: set[UUID] = set()
+    w = Witnesses(kafka=await kafka_ids(bootstrap, topic, unknown), unknown_types=unknown)
     conn = await asyncpg.connect(audit_dsn)
     try:
         w.audit = {r[0] for r in await conn.fetch("SELECT event_id FROM audit_events")}
