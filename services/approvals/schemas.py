@@ -14,19 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.models import Sha256Hex
 from shared.web.ops import StepPublic
-
-Text = str
-"""Free text; surrounding whitespace is stripped before the length checks (``str_strip_whitespace``)."""
+from shared.web.schemas import RequestModel, Text
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class ParafCreate(_Input):
+class ParafCreate(RequestModel):
     """A *paraf* (initials) on one exact Rancangan Akhir: its version and SHA-256 (design: versions bind)."""
 
-    # Merged with ``_Input.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
+    # Merged with ``RequestModel.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -48,7 +42,7 @@ class ParafCreate(_Input):
     note: Text = Field(default="", max_length=5000)
 
 
-class SignCreate(_Input):
+class SignCreate(RequestModel):
     """The head's signature (step 10) on one exact Rancangan Akhir."""
 
     model_config = ConfigDict(
@@ -63,7 +57,7 @@ class SignCreate(_Input):
     content_sha256: Sha256Hex
 
 
-class ReturnCreate(_Input):
+class ReturnCreate(RequestModel):
     """Return the Rancangan Akhir to step 7 with notes saying what to fix (design addition to the SOP)."""
 
     model_config = ConfigDict(
@@ -84,7 +78,7 @@ class ReturnCreate(_Input):
     notes: Text = Field(min_length=1, max_length=10000)
 
 
-class VerifyCreate(_Input):
+class VerifyCreate(RequestModel):
     """A (content hash, signature) pair to check against this agency's public key."""
 
     model_config = ConfigDict(

@@ -17,19 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from shared.events import Attendee, RequestedChange
 from shared.events.models import Sha256Hex, UtcDatetime
 from shared.requested_changes import change_problems
-
-Text = str
-"""Free text; surrounding whitespace is stripped before the length checks (``str_strip_whitespace``)."""
+from shared.web.schemas import RequestModel, Text
 
 
-class _Input(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class MeetingCreate(_Input):
+class MeetingCreate(RequestModel):
     """Schedule the step 6 meeting on one Rancangan Awal version (``draft_version`` + ``draft_sha256``)."""
 
-    # Merged with ``_Input.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
+    # Merged with ``RequestModel.model_config`` (frozen, extra forbidden, whitespace stripped) by pydantic.
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -52,7 +46,7 @@ class MeetingCreate(_Input):
     agenda: Text = Field(min_length=1, max_length=5000)
 
 
-class AttendeeIn(_Input):
+class AttendeeIn(RequestModel):
     """One line of the daftar hadir. ``nip`` is the 18-digit NIP, or empty for a guest without one."""
 
     name: Text = Field(min_length=1, max_length=200)
@@ -74,7 +68,7 @@ class AttendeeIn(_Input):
         )
 
 
-class AttendanceIn(_Input):
+class AttendanceIn(RequestModel):
     """The daftar hadir: at least one attendee present; a NIP appears at most once."""
 
     model_config = ConfigDict(
@@ -124,7 +118,7 @@ class AttendanceIn(_Input):
         return self
 
 
-class NotulenIn(_Input):
+class NotulenIn(RequestModel):
     """The notulen: points discussed (≥ 1), decisions, and the changes to the draft the meeting asks for."""
 
     model_config = ConfigDict(
