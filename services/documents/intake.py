@@ -311,15 +311,30 @@ def _column_letter(col: int) -> str:
 
 
 def _decode_csv(name: str, data: bytes) -> str:
+    """The CSV's text: UTF-8 (with or without BOM), UTF-16 with a BOM, or else cp1252 (Excel's "CSV" on
+    Windows). Raises ``IntakeError`` naming the encoding and the first bad byte's offset when the bytes
+    are none of these (cp1252 leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined)."""
     if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
+        return _decoded(name, data[3:], "utf-8", offset=3)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return _decoded(name, data, "utf-16")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        # Excel on Windows saves "CSV" in the ANSI code page; cp1252 decodes every byte.
-        return data.decode("cp1252")
+        return _decoded(name, data, "cp1252")
+
+
+def _decoded(name: str, data: bytes, encoding: str, *, offset: int = 0) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        at = offset + exc.start
+        tried = "UTF-8 maupun cp1252 (Windows-1252)" if encoding == "cp1252" else encoding.upper()
+        message = (
+            f"berkas bukan teks {tried}: byte 0x{data[exc.start]:02X} pada posisi byte {at} tidak dapat "
+            "dibaca; simpan ulang sebagai CSV UTF-8"
+        )
+        raise IntakeError([RowError(file=name, row=None, column=None, message=message)]) from exc
 
 
 def _csv_grid(name: str, data: bytes) -> _Grid:

@@ -291,3 +291,20 @@ def test_an_unclosed_quote_swallowing_the_file_is_an_error_not_a_crash() -> None
     with pytest.raises(IntakeError) as caught:
         parse_rows("kutip.csv", text.encode(), unit="U")
     assert caught.value.errors[0].file == "kutip.csv"
+
+
+@pytest.mark.parametrize(
+    ("data", "offset"),
+    [
+        # neither UTF-8 nor cp1252: the five bytes Windows-1252 leaves undefined
+        ("Kode;Uraian\n5.01.02;Perencana".encode() + b"\x81\x8d\x8f\x90\x9d\n", 29),
+        (b"\xef\xbb\xbfKode;Uraian\n\xff\n", 15),  # a UTF-8 BOM, then bytes that are not UTF-8
+        (b"\xff\xfeK\x00o\x00\x00\xd8", 6),  # UTF-16 with an unpaired surrogate
+    ],
+)
+def test_bytes_in_no_known_encoding_are_a_file_error_naming_the_byte(data: bytes, offset: int) -> None:
+    with pytest.raises(IntakeError) as err:
+        parse_rows("usulan.csv", data, unit="Sekretariat")
+    (problem,) = err.value.errors
+    assert problem.file == "usulan.csv" and problem.row is None
+    assert f"posisi byte {offset}" in problem.message and "UTF-8" in problem.message
