@@ -297,7 +297,7 @@ def test_an_unclosed_quote_swallowing_the_file_is_an_error_not_a_crash() -> None
     ("data", "offset"),
     [
         # neither UTF-8 nor cp1252: the five bytes Windows-1252 leaves undefined
-        ("Kode;Uraian\n5.01.02;Perencana".encode() + b"\x81\x8d\x8f\x90\x9d\n", 29),
+        (b"Kode;Uraian\n5.01.02;Perencana" + b"\x81\x8d\x8f\x90\x9d\n", 29),
         (b"\xef\xbb\xbfKode;Uraian\n\xff\n", 15),  # a UTF-8 BOM, then bytes that are not UTF-8
         (b"\xff\xfeK\x00o\x00\x00\xd8", 6),  # UTF-16 with an unpaired surrogate
     ],
