@@ -39,17 +39,19 @@ def due_text(state: RenjaState, sop: SopDefinition) -> str:
 def ensure_due(state: RenjaState, number: int, role: str, sop: SopDefinition) -> SopStep:
     """Step ``number`` of ``sop``, provided it is due on ``state`` and ``role`` holds it.
 
-    Raises, checked in this order: ``RenjaClosed`` (409) once the Renja is cancelled or distributed;
-    ``WrongRole`` (403) unless ``role`` is the step's role (auditors never act); ``OutOfOrder`` (409)
-    unless the step is ``state.due_step``. ``KeyError`` if ``sop`` has no step ``number``.
+    Raises, checked in this order (authorisation before state): ``WrongRole`` (403) unless ``role`` is
+    the step's role (auditors never act); ``RenjaClosed`` (409) once the Renja is cancelled or
+    distributed; ``OutOfOrder`` (409) unless the step is ``state.due_step``. ``KeyError`` if ``sop`` has
+    no step ``number``.
     """
     step = sop.step(number)
-    if state.is_closed:
-        message = f"This Renja is {state.status}; {step.label} can no longer be done."
-        raise refusal(RenjaClosed, message, state, sop)
+    # Authorisation before state: who may do the step does not depend on where the Renja stands.
     if role != step.role:
         message = f"{step.label} is done by {step.role}; you are {role}. Now {due_text(state, sop)}."
         raise refusal(WrongRole, message, state, sop)
+    if state.is_closed:
+        message = f"This Renja is {state.status}; {step.label} can no longer be done."
+        raise refusal(RenjaClosed, message, state, sop)
     if state.due_step != number:
         raise refusal(OutOfOrder, f"{step.label} is not due: {due_text(state, sop)}; you are {role}.", state, sop)
     return step

@@ -67,6 +67,8 @@ def _guarded(state: RenjaState, role: Role, command: Initial) -> DomainError:
     ("state", "role", "command", "error"),
     [
         (CANCELLED, "kasubag_pp", Initial(step=8, version=2, content_sha256=AKHIR), RenjaClosed),
+        # authorisation before state: the wrong role is 403 even on a closed Renja
+        (CANCELLED, "staf", Initial(step=8, version=2, content_sha256=AKHIR), WrongRole),
         (AT_STEP_8, "sekretaris", Initial(step=8, version=2, content_sha256=AKHIR), WrongRole),
         (AT_STEP_8, "sekretaris", Initial(step=9, version=2, content_sha256=AKHIR), OutOfOrder),
         (AT_STEP_8, "kasubag_pp", Initial(step=8, version=1, content_sha256=AKHIR), StaleVersion),
