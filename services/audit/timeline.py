@@ -194,6 +194,11 @@ class Timeline:
         return tuple(e for e in self.entries if e.step_number is not None)
 
     @property
+    def completed_steps(self) -> tuple[int, ...]:
+        """The steps done and still valid (``RenjaState.completed_steps``): a return undoes 7-10."""
+        return self.state.completed_steps
+
+    @property
     def total_working_minutes(self) -> float:
         """Sum of the completed steps' working minutes."""
         return sum(e.working_minutes or 0.0 for e in self.step_entries)
