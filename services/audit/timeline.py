@@ -30,8 +30,8 @@ state transition:
 Clocks of different services may disagree slightly; a completion stamped before its input is counted
 as 0 working minutes rather than refused, because the log order (not the stamps) is the causal order.
 
-Pure: events, step table, SOP, calendar and ``as_of`` are passed in; no clock, no I/O. The page that shows a
-timeline is ``services.audit.page``; the JSON/CSV shapes are in ``services.audit.schemas``.
+Pure: events, step table, SOP, calendar and ``as_of`` are passed in; no clock, no I/O. The page that
+shows a timeline is ``services.audit.page``; the JSON/CSV shapes are in ``services.audit.schemas``.
 """
 
 from __future__ import annotations
@@ -195,7 +195,8 @@ class Timeline:
 
     @property
     def completed_steps(self) -> tuple[int, ...]:
-        """The steps done and still valid (``RenjaState.completed_steps``): a return undoes 7-10."""
+        """The steps done and still valid (``RenjaState.completed_steps``): a return undoes the Rancangan
+        Akhir and its reviews (7-10 in the shipped SOP)."""
         return self.state.completed_steps
 
     @property
