@@ -108,7 +108,7 @@ async def load_timeline(
     if not rows:
         return None
     events = [event_from_json(json.loads(r["event"])) for r in rows]
-    return build_timeline(events, steps_from_sop(sop), calendar, as_of=as_of)
+    return build_timeline(events, steps_from_sop(sop), calendar, as_of=as_of, sop=sop)
 
 
 # --- the fold's statements (one batch, the caller's transaction) ------------------------------------

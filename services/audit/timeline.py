@@ -5,26 +5,33 @@ it*: "each step's actual time against the SOP's time standard"):
 
 - every event becomes a :class:`TimelineEntry` (position in the log, actor, source service, UTC time,
   draft version and content hash where the event names one);
-- an event that completes a step (see :class:`StepSpec`) also gets its duration in **working minutes**
+- an event that completes a step also gets its duration in **working minutes**
   (:class:`~services.audit.workcalendar.WorkCalendar`) from the moment its input existed, compared with
   the step's *mutu baku*;
 - the cycle's status (in progress, cancelled, distributed) and the step now waiting.
 
-When a step's input "existed" (the start of its duration):
+Which event completes which step, and when a step's input "existed" (the start of its duration), are
+read off ``shared.sop.evolve``, the fold every service keeps (one fold: the auditor's page and the
+services cannot disagree). The timeline folds the log event by event and reads each entry off the
+state transition:
 
-- step *n* > first: the latest event completing the step before it (e.g. step 6 starts when the
-  Rancangan Awal of step 5 was created);
-- the step a return goes back to (step 7, DESIGN.md: a reviewer at 8-10 returns the final draft): the
-  latest ``DraftReturned`` if it is later; the steps after it start again from the new completions,
-  so a step done twice (after a return) appears twice, each with its own duration;
+- an event completes step *n* when *n* enters ``completed_steps``; a step done twice (after a return)
+  appears twice, each with its own duration and ``attempt``;
+- its duration runs from ``due_since``, the moment step *n* became due: the completion of the step
+  before it (e.g. step 6 starts when the Rancangan Awal of step 5 was created), or the ``DraftReturned``
+  that sent the final draft back to the Rancangan Akhir (DESIGN.md: a reviewer at 8-10 returns it);
 - the first step (the head's *arahan*) has no input in the log: the SOP's 15 minutes cover the head's
-  own deliberation, which no event witnesses, so its duration is 0 by definition.
+  own deliberation, which no event witnesses, so its duration is 0 by definition;
+- cancellation is absorbing: a paraf, signature or distribution that raced the cancellation (accepted
+  by a service before it had consumed ``RenjaCancelled``) stays in the log as an entry marked
+  :data:`IGNORED_NOTE`, and completes nothing;
+- the status and the step now waiting are the fold's ``status``, ``due_step`` and ``due_since``.
 
 Clocks of different services may disagree slightly; a completion stamped before its input is counted
 as 0 working minutes rather than refused, because the log order (not the stamps) is the causal order.
 
-Pure: events, step table, calendar and ``as_of`` are passed in; no clock, no I/O. The page that shows a
-timeline is ``services.audit.page``; the JSON/CSV shapes are in ``services.audit.schemas``.
+Pure: events, step table, SOP, calendar and ``as_of`` are passed in; no clock, no I/O. The page that
+shows a timeline is ``services.audit.page``; the JSON/CSV shapes are in ``services.audit.schemas``.
 """
 
 from __future__ import annotations
@@ -36,10 +43,11 @@ from typing import Any, Literal
 from uuid import UUID
 
 from services.audit.workcalendar import WorkCalendar
-from shared.events import Actor, DirectiveIssued, DraftReturned, Event, ReceiptRecorded, RenjaCancelled
+from shared.events import Actor, DraftReturned, Event, ReceiptRecorded, RenjaCancelled
+from shared.sop import SHIPPED_PLAN, RenjaState, SopDefinition, evolve
 
-RETURN_TO_STEP = 7
-"""DESIGN.md: a final draft returned at step 8, 9 or 10 goes back to step 7 (Rancangan Akhir)."""
+IGNORED_NOTE = "Tidak berlaku: Renja sudah dibatalkan"
+"""The note of an event that came after the cancellation (a race): ``evolve`` ignores it."""
 
 Status = Literal["not_started", "in_progress", "cancelled", "distributed"]
 
@@ -49,7 +57,8 @@ class StepSpec:
     """One SOP step as the timeline needs it (a narrow view of the shared SOP table).
 
     ``event_type``: the completing event's CloudEvents type (``renja.DraftCreated.v1``) or class name
-    (``DraftCreated``); ``match``: discriminator field → value that must also hold (``{"stage": "akhir"}``).
+    (``DraftCreated``); ``match``: discriminator field → value (``{"stage": "akhir"}``). Both describe
+    the step as the SOP file does; which event completes a step is ``shared.sop.evolve``'s to say.
     ``standard_minutes``: the SOP's *mutu baku*, in working minutes.
     """
 
@@ -60,17 +69,6 @@ class StepSpec:
     event_type: str
     match: Mapping[str, Any] = field(default_factory=dict)
     gloss: str = ""
-
-    def completed_by(self, event: Event) -> bool:
-        """True if ``event`` is the kind of event that completes this step."""
-        if self.event_type not in (event.event_type, type(event).__name__):
-            return False
-        for name, wanted in self.match.items():
-            actual = getattr(event, name, None)
-            # YAML may give a discriminator as text ("8") where the model has an int, or vice versa
-            if actual != wanted and str(actual) != str(wanted):
-                return False
-        return True
 
 
 def steps_from_sop(sop: Any) -> list[StepSpec]:
@@ -187,11 +185,19 @@ class Timeline:
     current_step: OpenStep | None
     as_of: datetime | None
     timezone: str
+    state: RenjaState = field(default_factory=RenjaState)
+    """The fold (``shared.sop.evolve``) of the events shown: the state every service keeps."""
 
     @property
     def step_entries(self) -> tuple[TimelineEntry, ...]:
         """The step completions only, in log order (a step done twice appears twice)."""
         return tuple(e for e in self.entries if e.step_number is not None)
+
+    @property
+    def completed_steps(self) -> tuple[int, ...]:
+        """The steps done and still valid (``RenjaState.completed_steps``): a return undoes the Rancangan
+        Akhir and its reviews (7-10 in the shipped SOP)."""
+        return self.state.completed_steps
 
     @property
     def total_working_minutes(self) -> float:
@@ -269,100 +275,73 @@ def _entry_fields(event: Event, position: int) -> dict[str, Any]:
 
 @dataclass
 class _Walk:
-    """:func:`build_timeline`'s walk over the log, one event at a time (see the module docstring).
+    """:func:`build_timeline`'s walk: folds the log with ``shared.sop.evolve``, one event at a time, and
+    reads each entry off the state transition the event makes (see the module docstring).
 
-    ``enabler``: step number → the event that made its input exist; ``attempts``: step number → how
-    many completions so far; ``waiting``: the step due next (None once closed); ``following``: step
-    number → the step after it.
+    ``state``: the fold so far; ``due_event``: the event at which ``state.due_step`` became due (None for
+    the first step, or once closed); ``attempts``: step number → how many completions so far.
     """
 
-    steps: tuple[StepSpec, ...]
+    steps: dict[int, StepSpec]
+    first_step: int
     calendar: WorkCalendar
-    return_to_step: int
+    sop: SopDefinition | None
+    state: RenjaState = field(default_factory=RenjaState)
     entries: list[TimelineEntry] = field(default_factory=list)
-    enabler: dict[int, Event] = field(default_factory=dict)
+    due_event: Event | None = None
     attempts: dict[int, int] = field(default_factory=dict)
-    status: Status = "not_started"
-    opd: str | None = None
-    fiscal_year: int | None = None
-    waiting: StepSpec | None = field(init=False)
-    following: dict[int, StepSpec] = field(init=False)
-    by_number: dict[int, StepSpec] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.following = {s.number: self.steps[i + 1] for i, s in enumerate(self.steps[:-1])}
-        self.by_number = {s.number: s for s in self.steps}
-        self.waiting = self.steps[0]
 
     def take(self, event: Event, position: int) -> None:
-        """Add the event at log ``position`` to the timeline."""
-        if self.status == "not_started":
-            self.status = "in_progress"
-        if isinstance(event, DirectiveIssued) and self.opd is None:
-            self.opd, self.fiscal_year = event.opd, event.fiscal_year
+        """Fold the event at log ``position`` and add its entry to the timeline."""
+        before = self.state
+        after = self.state = evolve(before, event, self.sop)
         base = _entry_fields(event, position)
-        spec = next((s for s in self.steps if s.completed_by(event)), None)
-        if spec is None:
-            self._other(event, base)
+        if before.status == "cancelled":
+            # cancellation is absorbing (evolve): a command that raced it is in the log but counts for nothing
+            base["note"] = IGNORED_NOTE + (f" ({base['note']})" if base["note"] else "")
+        added = set(after.completed_steps) - set(before.completed_steps)
+        if added:
+            self.entries.append(self._completion(event, min(added), base, before))
         else:
-            self._completion(event, spec, base)
+            self.entries.append(TimelineEntry(**base))
+        if after.due_step != before.due_step:
+            self.due_event = event if after.due_step is not None else None
 
-    def _other(self, event: Event, base: dict[str, Any]) -> None:
-        """An event that completes no step: a return reopens step 7, a cancellation closes the cycle."""
-        self.entries.append(TimelineEntry(**base))
-        if isinstance(event, DraftReturned) and self.return_to_step in self.by_number:
-            self.enabler[self.return_to_step] = event
-            self.waiting = self.by_number[self.return_to_step]
-        elif isinstance(event, RenjaCancelled):
-            self.status, self.waiting = "cancelled", None
-
-    def _completion(self, event: Event, spec: StepSpec, base: dict[str, Any]) -> None:
-        """A step completion: measured from its enabler; the next step becomes due (or the cycle ends)."""
-        self.attempts[spec.number] = self.attempts.get(spec.number, 0) + 1
-        source_event = self.enabler.get(spec.number)
-        started_at, minutes = self._duration(spec, event, source_event)
-        self.entries.append(
-            TimelineEntry(
-                **base,
-                step_number=spec.number,
-                step_name=spec.name,
-                started_at=started_at,
-                enabled_by=str(source_event.event_id) if source_event is not None else None,
-                working_minutes=minutes,
-                standard_minutes=spec.standard_minutes,
-                overdue=None if minutes is None else minutes > spec.standard_minutes,
-                attempt=self.attempts[spec.number],
-            )
+    def _completion(self, event: Event, number: int, base: dict[str, Any], before: RenjaState) -> TimelineEntry:
+        """The entry of a step completion, measured from when the step became due (``before.due_since``)."""
+        spec = self.steps[number]
+        self.attempts[number] = self.attempts.get(number, 0) + 1
+        enabler = self.due_event if before.due_step == number else None
+        started_at, minutes = self._duration(number, event, None if enabler is None else before.due_since)
+        return TimelineEntry(
+            **base,
+            step_number=number,
+            step_name=spec.name,
+            started_at=started_at,
+            enabled_by=str(enabler.event_id) if enabler is not None else None,
+            working_minutes=minutes,
+            standard_minutes=spec.standard_minutes,
+            overdue=None if minutes is None else minutes > spec.standard_minutes,
+            attempt=self.attempts[number],
         )
-        nxt = self.following.get(spec.number)
-        if nxt is not None:
-            self.enabler[nxt.number] = event
-        if self.status != "cancelled":
-            if nxt is None:
-                self.status, self.waiting = "distributed", None
-            else:
-                self.waiting = nxt
 
-    def _duration(
-        self, spec: StepSpec, event: Event, source_event: Event | None
-    ) -> tuple[datetime | None, float | None]:
-        """``(started_at, working minutes)`` of one completion."""
-        if spec.number == self.steps[0].number:
+    def _duration(self, number: int, event: Event, since: datetime | None) -> tuple[datetime | None, float | None]:
+        """``(started_at, working minutes)`` of one completion of step ``number``, due since ``since``."""
+        if number == self.first_step:
             # the first step has no input in the log: duration 0 by definition (module docstring)
             return event.occurred_at, 0.0
-        if source_event is not None:
-            started_at = source_event.occurred_at
-            return started_at, self.calendar.working_minutes(started_at, max(started_at, event.occurred_at))
-        # a completion whose input never appeared in the log: nothing to measure from
+        if since is not None:
+            return since, self.calendar.working_minutes(since, max(since, event.occurred_at))
+        # a completion of a step that was not due (never in a log decide wrote): nothing to measure from
         return None, None
 
     def open_step(self, as_of: datetime | None) -> OpenStep | None:
-        """The step now waiting, if the cycle is open; its elapsed time up to ``as_of`` when given."""
-        if self.status not in ("not_started", "in_progress") or self.waiting is None:
+        """The step now due (``state.due_step``), if the cycle is open; its elapsed time up to ``as_of``."""
+        number = self.state.due_step
+        if number is None:
             return None
-        waiting = self.waiting
-        since = self.enabler.get(waiting.number)
-        enabled_at = since.occurred_at if since is not None else None
+        waiting = self.steps[number]
+        enabled_at = self.state.due_since
         elapsed = None
         if as_of is not None and enabled_at is not None:
             elapsed = self.calendar.working_minutes(enabled_at, max(enabled_at, as_of))
@@ -377,30 +356,43 @@ class _Walk:
         )
 
 
+def _step_table(steps: Sequence[StepSpec], sop: SopDefinition | None) -> dict[int, StepSpec]:
+    """The step table by number, in order; ``ValueError`` unless it numbers exactly the SOP's steps."""
+    if not steps:
+        raise ValueError("the step table is empty")
+    table = {s.number: s for s in sorted(steps, key=lambda s: s.number)}
+    numbers = (SHIPPED_PLAN if sop is None else sop.plan).numbers
+    if tuple(table) != numbers:
+        raise ValueError(f"the step table numbers {tuple(table)}, the SOP {numbers}")
+    return table
+
+
 def build_timeline(
     events: Sequence[Event],
     steps: Sequence[StepSpec],
     calendar: WorkCalendar,
     *,
     as_of: datetime | None = None,
-    return_to_step: int = RETURN_TO_STEP,
+    sop: SopDefinition | None = None,
 ) -> Timeline:
     """Rebuild one Renja's timeline from its events, in log order (the Kafka partition order).
 
-    ``steps``: the SOP table (any order; sorted by number); ``as_of``: keep only events that occurred at
-    or before it (UTC or any aware zone) and measure the waiting step's elapsed time up to it.
-    Duplicate event ids (redelivery) are kept once. Positions number the log from 1 before filtering.
+    ``steps``: the SOP table (any order; sorted by number) for names and standards; ``sop``: the SOP
+    ``shared.sop.evolve`` folds by (which event completes which step; None: the shipped SOP's plan, as
+    for ``evolve``). ``as_of``: keep only events that occurred at or before it (UTC or any aware zone)
+    and measure the waiting step's elapsed time up to it. Duplicate event ids (redelivery) are kept
+    once. Positions number the log from 1 before filtering.
 
-    Raises ``ValueError`` for events of more than one Renja, a naive ``as_of``, or an empty step table.
+    Raises ``ValueError`` for events of more than one Renja, a naive ``as_of``, or a step table that is
+    empty or does not number the SOP's steps.
     """
-    if not steps:
-        raise ValueError("the step table is empty")
+    table = _step_table(steps, sop)
     if as_of is not None and (as_of.tzinfo is None or as_of.utcoffset() is None):
         raise ValueError("as_of must be timezone-aware")
-    walk = _Walk(tuple(sorted(steps, key=lambda s: s.number)), calendar, return_to_step)
     renja_ids = {e.renja_id for e in events}
     if len(renja_ids) > 1:
         raise ValueError(f"events of {len(renja_ids)} Renja cycles given; a timeline covers one")
+    walk = _Walk(table, next(iter(table)), calendar, sop)
     seen: set[UUID] = set()
     position = 0
     for event in events:
@@ -411,14 +403,16 @@ def build_timeline(
         if as_of is not None and event.occurred_at > as_of:
             continue
         walk.take(event, position)
+    state = walk.state
     return Timeline(
         renja_id=next(iter(renja_ids)) if renja_ids else None,
-        opd=walk.opd,
-        fiscal_year=walk.fiscal_year,
+        opd=state.opd or None,
+        fiscal_year=state.fiscal_year,
         entries=tuple(walk.entries),
-        steps=walk.steps,
-        status=walk.status,
+        steps=tuple(table.values()),
+        status=state.status,
         current_step=walk.open_step(as_of),
         as_of=as_of,
         timezone=calendar.tz.key,
+        state=state,
     )
