@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     GCCollector,
     Histogram,
@@ -40,6 +40,9 @@ from shared.runtime import Runtime
 
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Request duration buckets in seconds (a command is one transaction: milliseconds, not seconds)."""
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The text format every Prometheus release reads (our names are all legacy-valid, so nothing is lost)."""
 
 UNMATCHED = "unmatched"
 """The route label of a request that matched no route (a 404/405 by path: the raw path is never a label)."""
@@ -229,10 +232,10 @@ def metrics_router() -> APIRouter:
         tags=["ops"],
         summary="Prometheus metrics: HTTP, commands, outbox, relay, consumer, process",
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+        responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
     )
     async def metrics(request: Request) -> Response:
         service_metrics: ServiceMetrics = request.app.state.metrics
-        return Response(await service_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await service_metrics.exposition(), media_type=CONTENT_TYPE)
 
     return router
