@@ -76,10 +76,11 @@ class KafkaProbe:
             return False, repr(exc)
 
     async def close(self) -> None:
-        """Close the admin client (at shutdown)."""
-        if self._admin is not None:
-            await self._admin.close()
-            self._admin = None
+        """Close the admin client (at shutdown; a broker already gone is no error)."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()
 
 
 @dataclass
