@@ -4,7 +4,9 @@ unit) → routes, error mapping and ops routes (``shared.web``).
 Invariants:
 - nothing is built at import time: ``build_service_app`` is called from each service's ``create_app``;
 - the lifespan opens the pool, runs the migrations, starts the outbox relay and (unless ``consume=False``)
-  the idempotent consumer, and cancels every task on shutdown.
+  the idempotent consumer, and cancels every task on shutdown;
+- each app has its own metrics registry (``shared.web.metrics``) and Kafka readiness probe: several apps
+  in one process (the tests) never share counts.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from shared.inbox import Delivery, IdempotentConsumer
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.process import fold_consumed
-from shared.runtime import Runtime
+from shared.runtime import KafkaProbe, Runtime
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
 from shared.web.errors import install_error_handlers
+from shared.web.metrics import install_metrics
 from shared.web.ops import common_router
 
 log = structlog.get_logger(__name__)
@@ -73,6 +76,7 @@ def build_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         dsn = settings.postgres_dsn()
         rt.pool = await create_pool(dsn, max_size=settings.postgres_pool_max)
+        rt.kafka = KafkaProbe(settings.kafka_bootstrap, settings.event_topic)
         await migrate(dsn, migrations)
         rt.relay = OutboxRelay(
             dsn=dsn,
@@ -106,12 +110,14 @@ def build_service_app(
             for task in rt.tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            await rt.kafka.close()
             await rt.pool.close()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = rt
     app.state.verifier = TokenVerifier(settings)
     install_error_handlers(app)
+    install_metrics(app, rt)
     app.include_router(common_router(state_route=state_route))
     for router in routers:
         app.include_router(router)

@@ -163,6 +163,14 @@ class CommandUnit:
         self.clock = clock
         self.new_id = new_id
         self.attempts = attempts
+        self.outcomes: dict[tuple[str, str, str], int] = {}
+        """Commands run since start, per ``(command, outcome, code)``: outcome ``applied``, ``replayed``,
+        ``refused`` (code: the ``DomainError`` code, or ``idempotency_mismatch``), ``conflict`` (lost
+        every attempt) or ``error``; read by ``/metrics``."""
+
+    def _count(self, command: str, outcome: str, code: str = "") -> None:
+        key = (command, outcome, code)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
     async def replayed(self, call: CommandCall) -> CommandResult | None:
         """The stored answer of an earlier identical request under ``call``'s key, if it has committed.
@@ -186,6 +194,7 @@ class CommandUnit:
         _check_same_request(idem, row["request_hash"])
         if row["status_code"] is None:
             return None
+        self._count("replay_lookup", "replayed")
         return CommandResult(int(row["status_code"]), json.loads(row["response"]), replayed=True)
 
     async def run(
@@ -231,9 +240,36 @@ class CommandUnit:
                 return decision(state, ctx)
             return decide(state, decision, ctx, self.sop)
 
+        name = command_name(decision)
+        try:
+            result = await self._attempts(call, decide_now, respond or self._default(call), effect, status_code)
+        except DomainError as exc:
+            self._count(name, "refused", exc.code)
+            raise
+        except IdempotencyMismatch:
+            self._count(name, "refused", "idempotency_mismatch")
+            raise
+        except ConcurrencyConflict:
+            self._count(name, "conflict")
+            raise
+        except Exception:
+            self._count(name, "error")
+            raise
+        self._count(name, "replayed" if result.replayed else "applied")
+        return result
+
+    async def _attempts(
+        self,
+        call: CommandCall,
+        decide_now: Callable[[RenjaState], Sequence[Event]],
+        respond: Respond,
+        effect: Effect | None,
+        status_code: int,
+    ) -> CommandResult:
+        """``_once``, decided again on the fresh state after a lost race, up to ``attempts`` times."""
         for attempt in range(1, self.attempts + 1):
             try:
-                return await self._once(call, decide_now, respond or self._default(call), effect, status_code)
+                return await self._once(call, decide_now, respond, effect, status_code)
             except ConcurrencyConflict:
                 if attempt == self.attempts:
                     raise
@@ -312,6 +348,15 @@ class CommandUnit:
             if reaction is not None:
                 await reaction(conn, event, after)
         return new_state
+
+
+def command_name(decision: Command | Decision) -> str:
+    """The metrics label of a command: its class name (``IssueArahan``), or a service decision's function
+    name (``decision`` for a lambda)."""
+    if callable(decision):
+        name = getattr(decision, "__name__", "decision")
+        return "decision" if name == "<lambda>" else str(name)
+    return type(decision).__name__
 
 
 def _check_same_request(idem: Idempotency, stored_hash: str) -> None:

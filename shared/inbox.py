@@ -26,7 +26,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 
 from shared.cloudevents import DecodeError, from_kafka, header_map
 from shared.events import Event
@@ -60,9 +60,16 @@ BatchHandler = Callable[[asyncpg.Connection, Sequence[tuple[Event, Delivery]]], 
 
 @dataclass
 class ConsumerStats:
+    """What a consumer has done since its process started (read by ``/metrics``: ``shared.web.metrics``)."""
+
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
+    """Dead-lettered records per ``dlq_reason`` (``not_json``, ``bad_schema``, ``handler_error``…)."""
+    lag: dict[int, int] = field(default_factory=dict)
+    """Records behind per assigned partition: log end (high watermark) minus this member's position, which
+    after each processed batch is the committed offset; measured after every poll."""
     skipped_unknown: dict[str, int] = field(default_factory=dict)
     """Records of event types this release does not know, per ``ce_type``: skipped, not dead-lettered."""
     batches: int = 0
@@ -167,6 +174,7 @@ class IdempotentConsumer:
                 batches = await consumer.getmany(timeout_ms=500, max_records=self.batch_max)
                 for tp, records in batches.items():
                     await self._process(consumer, dlq, tp, records)
+                self.stats.lag = await partition_lag(consumer)
         finally:
             self.running = False
             if consumer is not None:
@@ -219,6 +227,8 @@ class IdempotentConsumer:
         self.stats.applied += len(fresh) - sum(1 for _, r, _ in dead if r == "handler_error")
         self.stats.duplicates += len(decoded) - len(fresh)
         self.stats.dead_lettered += len(dead)
+        for _, reason, _ in dead:
+            self.stats.dead_lettered_by_reason[reason] = self.stats.dead_lettered_by_reason.get(reason, 0) + 1
         self.stats.batches += 1
         if tp in consumer.assignment():
             try:
@@ -306,6 +316,21 @@ class IdempotentConsumer:
                 await conn.execute("DELETE FROM inbox WHERE consumer = $1 AND event_id = $2", self.name, ev.event_id)
                 dead.append((rec, "handler_error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
         return dead
+
+
+async def partition_lag(consumer: AIOKafkaConsumer) -> dict[int, int]:
+    """Records behind per assigned partition: high watermark minus position (partitions not fetched yet
+    are left out: their end is unknown). Call it between polls, once the polled records are processed."""
+    lag: dict[int, int] = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        if end is None:
+            continue
+        try:
+            lag[tp.partition] = max(0, end - await consumer.position(tp))
+        except IllegalStateError:  # revoked meanwhile
+            continue
+    return lag
 
 
 def describe_headers(headers: Any) -> dict[str, str]:

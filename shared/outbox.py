@@ -74,6 +74,10 @@ class OutboxRelay:
         self.after_ack = after_ack
         self.is_leader = False
         self.published_total = 0
+        self.failures_total = 0
+        """Times the relay lost its connection or a send failed and it had to back off and restart."""
+        self.set_aside_total = 0
+        """Rows the broker refused for good (``PERMANENT_ERRORS``), set aside for an operator."""
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -81,6 +85,7 @@ class OutboxRelay:
 
         def restarting(error: BaseException, wait_s: float) -> None:
             self.is_leader = False
+            self.failures_total += 1
             log.warning("outbox_relay_restarting", error=repr(error), backoff_s=wait_s)
 
         await keep_running(self._lead_and_publish, retry_on=(Exception,), on_retry=restarting)
@@ -215,6 +220,7 @@ class OutboxRelay:
             "UPDATE events SET publish_error = $2, publish_failed_at = now() WHERE seq = $1",
             [(r["seq"], reason[:2000]) for r, reason in refused],
         )
+        self.set_aside_total += len(refused)
         for r, reason in refused:
             log.error(
                 "outbox_row_set_aside",
@@ -242,3 +248,13 @@ async def failed_count(conn: asyncpg.Connection) -> int:
     return int(
         await conn.fetchval("SELECT count(*) FROM events WHERE publish_failed_at IS NOT NULL AND published_at IS NULL")
     )
+
+
+async def backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+    """The outbox backlog: unpublished rows (set-aside ones included) and the age in seconds of the oldest
+    one since it was recorded (0.0 without any). One query on the partial unpublished index."""
+    row = await conn.fetchrow(
+        "SELECT count(*) AS rows, coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0) AS age"
+        " FROM events WHERE published_at IS NULL"
+    )
+    return int(row["rows"]), max(0.0, float(row["age"]))

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from services.audit.logreader import Record, close_reader, open_reader, seek_to, topic_partitions
 from services.audit.projector import BatchResult, Projector
 from services.audit.store import stored_offsets
+from shared.inbox import partition_lag
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +60,8 @@ class LiveProjection:
         self.running = False
         self.applied = 0
         self.last_error: str | None = None
+        self.lag: dict[int, int] = {}
+        """Records of the log not yet folded, per partition (log end minus folded offset), after each poll."""
 
     async def run(self) -> None:
         """Consume until cancelled; reconnect with backoff after errors."""
@@ -73,9 +76,9 @@ class LiveProjection:
                 while True:
                     got = await consumer.getmany(timeout_ms=500, max_records=self.batch_max)
                     records = [rec for recs in got.values() for rec in recs]
-                    if not records:
-                        continue
-                    await self._fold(records)
+                    if records:
+                        await self._fold(records)
+                    self.lag = await partition_lag(consumer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection trouble or a bug: never skip, re-read from stored offsets

@@ -45,6 +45,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             batch_max=cfg.projection_batch_max,
         )
         rt.tasks.append(asyncio.create_task(projection.run(), name="audit-projection"))
+        rt.projection_lag = lambda: projection.lag
 
     app = build_service_app(
         cfg,

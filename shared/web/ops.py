@@ -1,8 +1,9 @@
 """The routes every service serves besides its own: liveness, readiness and (step services) the folded
 SOP state of one Renja.
 
-``/healthz`` is liveness (no dependency checks); ``/readyz`` checks Postgres, the consumer and the relay
-and answers 503 with the failing checks.
+``/healthz`` is liveness (no dependency checks); ``/readyz`` checks Postgres, Kafka (a bounded metadata
+request, its answer cached a few seconds: ``shared.runtime.KafkaProbe``), the consumer and the relay, and
+answers 503 with the failing checks.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ class StatePublic(BaseModel):
 
 
 async def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
-    """Whether the process can serve, and each check: ``postgres``, ``consumer``, ``relay_task`` decide;
-    ``outbox_pending``/``outbox_failed`` (rows) and ``relay_leader`` inform. Never raises."""
+    """Whether the process can serve, and each check: ``postgres``, ``kafka``, ``consumer``, ``relay_task``
+    decide; ``outbox_pending``/``outbox_failed`` (rows), ``relay_leader`` and ``*_error`` inform. Never
+    raises; takes at most the Kafka probe's bound (2 s) plus the Postgres query."""
     checks: dict[str, Any] = {}
     try:
         async with rt.require_pool().acquire() as conn:
@@ -62,12 +64,16 @@ async def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
     except Exception as exc:  # readiness reports, never raises
         checks["postgres"] = False
         checks["postgres_error"] = repr(exc)
+    if rt.kafka is not None:
+        checks["kafka"], kafka_error = await rt.kafka.check()
+        if kafka_error is not None:
+            checks["kafka_error"] = kafka_error
     if rt.consumer is not None:
         checks["consumer"] = rt.consumer.running
     if rt.relay is not None:
         checks["relay_task"] = any(not t.done() for t in rt.tasks)
         checks["relay_leader"] = rt.relay.is_leader
-    return all(v for k, v in checks.items() if k in ("postgres", "consumer", "relay_task")), checks
+    return all(v for k, v in checks.items() if k in ("postgres", "kafka", "consumer", "relay_task")), checks
 
 
 def common_router(*, state_route: bool = True) -> APIRouter:
@@ -78,7 +84,7 @@ def common_router(*, state_route: bool = True) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["ops"], summary="Readiness: Postgres answers, consumer and relay are running")
+    @router.get("/readyz", tags=["ops"], summary="Readiness: Postgres and Kafka answer, consumer and relay are running")
     async def readyz(request: Request) -> JSONResponse:
         ok, checks = await readiness(runtime(request))
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, "checks": checks})

@@ -9,7 +9,7 @@ cycle is driven one way everywhere:
 - ``driver``: the steps of a cycle as one table, run in-process through the decider (events) or over
   HTTP against the running services; each row's command is built in ``commands``, its request in ``http``;
 - ``factories``: single valid events; ``kafkatools``: reading and writing test topics;
-  ``servicekit``: a service in-process on its own database.
+  ``servicekit``: a service in-process on its own database; ``metrics``: its ``/metrics`` parsed.
 
 Not a production package: nothing under ``shared/`` or ``services/`` imports it.
 """
