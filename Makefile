@@ -3,7 +3,8 @@
 #   make up/down    start/stop the local no-Docker stack (Postgres 15, Kafka, mail sink, services)
 #   make status     health of every component (non-zero exit if any is unhealthy)
 #   make test       setup, up, run every test tier, down (exit code of pytest preserved)
-#   make test-unit  the unit tier only: no stack; needs only `uv sync` and Node's Ajv (tools/ajv), which it installs
+#   make test-unit  the unit tier only: no stack; needs only `uv sync` and the Node checks (tools/ajv: Ajv strict;
+#                   tools/asyncapi: the AsyncAPI parser), which it installs
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -38,6 +39,7 @@ setup:
 	@[ -f $(KAFKA_JAR) ] || { echo "Kafka jars missing after mvn: $(KAFKA_JAR)"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) nodejs npm; }
 	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
+	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 
 up:
 	uv run renja up
@@ -67,6 +69,7 @@ test: setup
 test-unit:
 	@uv sync --frozen -q
 	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
+	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	uv run pytest -m unit tests/
 
 demo: setup up

@@ -3,7 +3,8 @@
 Invariants:
 - key = Renja id (UTF-8), so every event of one Renja lands in one partition, in log order;
 - headers ``ce_id``, ``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339, UTC),
-  ``ce_subject`` (= Renja id), ``ce_dataschema`` (the JSON Schema's ``$id``), ``content-type:
+  ``ce_subject`` (= Renja id), ``ce_dataschema`` (where this deployment serves the data's JSON Schema:
+  ``RENJA_SCHEMA_BASE_URL`` + ``/schemas/events/<ce_type>.schema.json``), ``content-type:
   application/json``, and W3C ``traceparent`` when known;
 - readers are tolerant (unknown fields ignored, unknown types skippable), the envelope is checked strictly.
 - the value is the event's JSON (``model_dump(mode="json")``), which repeats the envelope fields so a
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 
 from shared.events import EVENT_TYPES, Event, UnknownEventType, read_tolerantly
 from shared.events.schema import dataschema_uri
+from shared.settings import schema_base_url
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -81,8 +83,10 @@ def build_headers(
     time: datetime | str,
     subject: UUID | str,
     traceparent: str | None = None,
+    dataschema_base: str | None = None,
 ) -> Headers:
-    """CloudEvents binary-mode headers for one event (``time`` as RFC 3339 UTC)."""
+    """CloudEvents binary-mode headers for one event (``time`` as RFC 3339 UTC; ``ce_dataschema`` under
+    ``dataschema_base``, by default this process's ``RENJA_SCHEMA_BASE_URL``)."""
     time_text = time if isinstance(time, str) else time.isoformat().replace("+00:00", "Z")
     headers: Headers = [
         ("ce_specversion", SPECVERSION.encode()),
@@ -91,7 +95,7 @@ def build_headers(
         ("ce_type", event_type.encode()),
         ("ce_time", time_text.encode()),
         ("ce_subject", str(subject).encode()),
-        ("ce_dataschema", dataschema_uri(event_type).encode()),
+        ("ce_dataschema", dataschema_uri(event_type, dataschema_base or schema_base_url()).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
     if traceparent and TRACEPARENT_RE.match(traceparent):

@@ -4,17 +4,23 @@ Environment variables use the ``RENJA_`` prefix (the same names the local stack 
 ``RENJA_POSTGRES_PORT=15432``, ``RENJA_KAFKA_PORT=19092``. Defaults are those of the local
 no-Docker stack (``deploy/local``). Outside ``environment=development`` the validator refuses the unsafe
 development defaults (the shared HS256 token secret).
+
+``schema_base_url`` (``RENJA_SCHEMA_BASE_URL``) is where this deployment serves the event JSON Schemas
+(every service answers ``GET /schemas/events/{file}``): the base of each record's ``ce_dataschema``.
+Unless set, the local stack's audit: ``RENJA_SERVICE_HOST`` + the audit's port in ``RENJA_SERVICE_PORTS``
+(the variables the stack gives its processes), else ``http://127.0.0.1:8106``.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.manifest import DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_group_of, database_of
+from shared.manifest import BY_NAME, DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_group_of, database_of
 
 DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
 
@@ -52,6 +58,11 @@ class ServiceSettings(BaseSettings):
 
     sop_file: Path | None = None  # defaults to shared/sop.yaml
 
+    schema_base_url: str = f"http://127.0.0.1:{BY_NAME['audit'].port}"  # see the module docstring
+    # the local stack's variables, read only to default schema_base_url to the stack's audit address
+    service_host: str = "127.0.0.1"
+    service_ports: dict[str, int] = Field(default_factory=dict, description="JSON, as in the local stack")
+
     @property
     def database(self) -> str:
         """``postgres_database``, else the database the manifest gives this service (else its name)."""
@@ -76,7 +87,22 @@ class ServiceSettings(BaseSettings):
         return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{database or self.database}"
 
     @model_validator(mode="after")
+    def _schema_base_url_from_the_stack(self) -> ServiceSettings:
+        port = self.service_ports.get("audit")
+        if "schema_base_url" not in self.model_fields_set and port is not None:
+            self.schema_base_url = f"http://{self.service_host}:{port}"
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> ServiceSettings:
         if self.environment == "production" and self.jwt_jwks_url is None and self.jwt_secret == DEV_JWT_SECRET:
             raise ValueError("production needs RENJA_JWT_JWKS_URL or a private RENJA_JWT_SECRET")
         return self
+
+
+@cache
+def schema_base_url() -> str:
+    """This process's ``RENJA_SCHEMA_BASE_URL`` (as ``ServiceSettings`` reads it, derived default
+    included), read once: the base of ``ce_dataschema`` for records built without an explicit base (the
+    outbox relay's). Raises what ``ServiceSettings()`` raises for an invalid environment."""
+    return ServiceSettings().schema_base_url

@@ -1,10 +1,15 @@
 """The event contract for subscribers as an AsyncAPI 3.0 document, generated and checked into the repo.
 
-``python -m shared.events.asyncapi`` writes ``docs/asyncapi.yaml`` from the registry
-``shared.events.EVENT_TYPES``, the CloudEvents binary-mode mapping (``shared.cloudevents``), the dead-letter
-headers (``shared.inbox.dlq_headers``) and the shipped SOP file (which step each event completes);
-``tests/unit/test_asyncapi.py`` fails when the file is stale, exactly like the JSON Schemas beside it
-(``shared.events.schema``), which the messages' payloads reference by relative path.
+``python -m shared.events.asyncapi`` writes two files from the registry ``shared.events.EVENT_TYPES``, the
+CloudEvents binary-mode mapping (``shared.cloudevents``), the dead-letter headers (``shared.inbox.dlq_headers``)
+and the shipped SOP file (which step each event completes):
+- ``docs/asyncapi.yaml``, whose message payloads reference the JSON Schema files (``shared.events.schema``)
+  by relative path: for people reading the repository;
+- ``docs/asyncapi.bundled.yaml``, the same document self-contained: every payload schema inlined under
+  ``components/schemas`` and their shared definitions (``Actor``, ...) hoisted beside them, every ``$ref``
+  internal. For tools (code generators, validators, the AsyncAPI parser that ``tools/asyncapi`` runs in
+  the unit tier).
+``tests/unit/test_asyncapi.py`` fails when either file is stale, exactly like the JSON Schemas.
 
 What the document states (DESIGN.md "One event log" and "Envelope"):
 - one topic ``renja.events``, key = Renja id, so one Renja's events are in one partition in causal order;
@@ -14,6 +19,7 @@ What the document states (DESIGN.md "One event log" and "Envelope"):
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -23,11 +29,12 @@ import yaml
 from shared.cloudevents import CONTENT_TYPE, SOURCE_PREFIX, SPECVERSION, TRACEPARENT_RE
 from shared.events import EVENT_TYPES
 from shared.events.models import ServiceName
-from shared.events.schema import SCHEMA_DIR, dataschema_uri
+from shared.events.schema import SCHEMA_DIR, SCHEMA_ROUTE, schema_file_name, schema_for
 from shared.sop import SopDefinition, load_sop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASYNCAPI_FILE = REPO_ROOT / "docs" / "asyncapi.yaml"
+BUNDLED_FILE = REPO_ROOT / "docs" / "asyncapi.bundled.yaml"
 SHIPPED_SOP_FILE = REPO_ROOT / "shared" / "sop.yaml"
 """The SOP file the document describes: the shipped one, never ``$RENJA_SOP_FILE`` (the file must not
 depend on the environment that regenerated it)."""
@@ -65,10 +72,57 @@ GENERATED_NOTE = (
 )
 
 
-def _schema_ref(event_type: str) -> str:
-    """The payload's JSON Schema file, relative to ``docs/asyncapi.yaml``."""
-    path = SCHEMA_DIR / f"{event_type}.schema.json"
+BUNDLED_NOTE = (
+    "# Self-contained: the payload schemas are inlined under components/schemas (every $ref is internal).\n"
+    "# For tools; people may prefer docs/asyncapi.yaml, which references the schema files.\n"
+)
+
+
+def _schema_ref(event_type: str, *, bundled: bool) -> str:
+    """The payload's JSON Schema: the file relative to ``docs/asyncapi.yaml``, or (bundled) its inlined copy."""
+    if bundled:
+        return f"#/components/schemas/{_message_id(event_type)}"
+    path = SCHEMA_DIR / schema_file_name(event_type)
     return Path("..", path.relative_to(REPO_ROOT)).as_posix()
+
+
+def _rewrite_refs(node: Any, old_prefix: str, new_prefix: str) -> Any:
+    """A copy of ``node`` with every ``$ref`` starting with ``old_prefix`` moved under ``new_prefix``."""
+    if isinstance(node, dict):
+        return {
+            k: (new_prefix + v.removeprefix(old_prefix))
+            if k == "$ref" and isinstance(v, str) and v.startswith(old_prefix)
+            else _rewrite_refs(v, old_prefix, new_prefix)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(v, old_prefix, new_prefix) for v in node]
+    return node
+
+
+def bundled_schemas() -> dict[str, Any]:
+    """``components/schemas`` of the bundled document: one payload schema per event type (keyed by message
+    id) and, beside them, the definitions they share (``#/$defs/Actor`` → ``#/components/schemas/Actor``).
+
+    Each inlined schema drops ``$schema`` and ``$id`` (an embedded ``$id`` would make its ``$ref``s resolve
+    against it in some tools and against the document in others); ``$comment`` names the ``$id``. Raises
+    ``ValueError`` if two event types define one name differently.
+    """
+    payloads: dict[str, Any] = {}
+    shared_defs: dict[str, Any] = {}
+    for event_type in EVENT_TYPES:
+        schema = _rewrite_refs(schema_for(event_type), "#/$defs/", "#/components/schemas/")
+        for name, definition in schema.pop("$defs", {}).items():
+            if shared_defs.setdefault(name, definition) != definition:
+                raise ValueError(f"definition {name!r} differs between event types; cannot bundle")
+        schema_id = schema.pop("$id")
+        schema.pop("$schema")
+        schema["$comment"] = f"JSON Schema {schema_id} (shared/events/schemas/{schema_file_name(event_type)}), inlined"
+        payloads[_message_id(event_type)] = schema
+    clashes = set(payloads) & set(shared_defs)
+    if clashes:
+        raise ValueError(f"definitions named like messages: {sorted(clashes)}")
+    return {**payloads, **dict(sorted(shared_defs.items()))}
 
 
 def _message_id(event_type: str) -> str:
@@ -107,8 +161,11 @@ def ce_headers_schema(event_type: str) -> dict[str, Any]:
             "ce_dataschema": {
                 "type": "string",
                 "format": "uri",
-                "const": dataschema_uri(event_type),
-                "description": "The payload's JSON Schema (its $id).",
+                "pattern": "^https?://[^/]+(/[^/]+)*" + re.escape(SCHEMA_ROUTE + schema_file_name(event_type)) + "$",
+                "description": (
+                    "Where the deployment serves the payload's JSON Schema (RENJA_SCHEMA_BASE_URL + "
+                    f"{SCHEMA_ROUTE}<ce_type>.schema.json, every service answers it); its $id names it."
+                ),
             },
             "content-type": {"type": "string", "const": CONTENT_TYPE},
             "traceparent": {
@@ -183,7 +240,7 @@ def _steps_text(steps: list[dict[str, Any]]) -> str:
     return "Completes " + "; ".join(parts) + "."
 
 
-def _message(event_type: str, sop: SopDefinition) -> dict[str, Any]:
+def _message(event_type: str, sop: SopDefinition, *, bundled: bool) -> dict[str, Any]:
     model = EVENT_TYPES[event_type]
     doc = (model.__doc__ or "").strip()
     summary = doc.split("\n\n")[0].replace("\n", " ")
@@ -195,7 +252,7 @@ def _message(event_type: str, sop: SopDefinition) -> dict[str, Any]:
         "description": f"{_steps_text(steps)} Payload: the event's JSON, which repeats the envelope fields.",
         "contentType": CONTENT_TYPE,
         "headers": ce_headers_schema(event_type),
-        "payload": {"$ref": _schema_ref(event_type)},
+        "payload": {"$ref": _schema_ref(event_type, bundled=bundled)},
         "correlationId": {
             "description": "One id for the whole Renja cycle's conversation.",
             "location": "$message.payload#/correlation_id",
@@ -205,11 +262,12 @@ def _message(event_type: str, sop: SopDefinition) -> dict[str, Any]:
     }
 
 
-def document(sop: SopDefinition | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document as a plain mapping (key order is the file's order)."""
+def document(sop: SopDefinition | None = None, *, bundled: bool = False) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document as a plain mapping (key order is the file's order); ``bundled``: with
+    the payload schemas inlined (``bundled_schemas``) instead of referenced by file."""
     sop = load_sop(SHIPPED_SOP_FILE) if sop is None else sop
     types = list(EVENT_TYPES)  # registry order follows the SOP: steps 1-11, then returns, cancellation, receipts
-    messages = {_message_id(t): _message(t, sop) for t in types}
+    messages = {_message_id(t): _message(t, sop, bundled=bundled) for t in types}
     channel_messages = {mid: {"$ref": f"#/components/messages/{mid}"} for mid in messages}
     topic_binding = {
         "replicas": REPLICAS,
@@ -294,24 +352,32 @@ def document(sop: SopDefinition | None = None) -> dict[str, Any]:
                 "messages": [{"$ref": "#/channels/renjaEventsDlq/messages/DeadLetter"}],
             },
         },
-        "components": {
-            "messages": {
-                **messages,
-                "DeadLetter": {
-                    "name": "DeadLetter",
-                    "title": "Dead letter",
-                    "summary": "An original record that a consumer could not use, with the reason.",
-                    "description": (
-                        "Key and value are the original record's bytes (the value is usually one of the event "
-                        "payloads, but may be anything: undecodable input lands here too)."
-                    ),
-                    "headers": dlq_headers_schema(),
-                    "payload": {"description": "The original record value, unchanged."},
-                    "bindings": {"kafka": _key_binding()},
-                },
-            }
-        },
+        "components": _components(messages, bundled=bundled),
     }
+
+
+def _components(messages: dict[str, Any], *, bundled: bool) -> dict[str, Any]:
+    """``components``: the event messages and the dead letter; (bundled) the payload schemas."""
+    components: dict[str, Any] = {
+        "messages": {
+            **messages,
+            "DeadLetter": {
+                "name": "DeadLetter",
+                "title": "Dead letter",
+                "summary": "An original record that a consumer could not use, with the reason.",
+                "description": (
+                    "Key and value are the original record's bytes (the value is usually one of the event "
+                    "payloads, but may be anything: undecodable input lands here too)."
+                ),
+                "headers": dlq_headers_schema(),
+                "payload": {"description": "The original record value, unchanged."},
+                "bindings": {"kafka": _key_binding()},
+            },
+        }
+    }
+    if bundled:
+        components["schemas"] = bundled_schemas()
+    return components
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -321,18 +387,25 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def rendered() -> str:
-    """The text of ``docs/asyncapi.yaml``: a generated-file note, then the document as YAML."""
+def rendered(*, bundled: bool = False) -> str:
+    """The text of ``docs/asyncapi.yaml`` (or, ``bundled``, ``docs/asyncapi.bundled.yaml``): a
+    generated-file note, then the document as YAML."""
     body = yaml.dump(
-        document(), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=110, default_flow_style=False
+        document(bundled=bundled),
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=110,
+        default_flow_style=False,
     )
-    return GENERATED_NOTE + body
+    return (BUNDLED_NOTE if bundled else "") + GENERATED_NOTE + body
 
 
 def main() -> None:
-    ASYNCAPI_FILE.parent.mkdir(exist_ok=True)
-    ASYNCAPI_FILE.write_text(rendered(), encoding="utf-8")
-    sys.stdout.write(f"wrote {ASYNCAPI_FILE}\n")
+    for path, bundled in ((ASYNCAPI_FILE, False), (BUNDLED_FILE, True)):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(rendered(bundled=bundled), encoding="utf-8")
+        sys.stdout.write(f"wrote {path}\n")
 
 
 if __name__ == "__main__":

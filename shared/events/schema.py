@@ -4,24 +4,59 @@
 ``shared/events/schemas/``; ``tests/unit/test_event_schemas.py`` fails when a model changed without
 regenerating them, so a contract change is always visible in review. Subscribers validate the CloudEvents
 ``data`` (the Kafka record value) against the file named by the ``ce_type`` header.
+
+Two names for one schema (docs/events.md "Schemas"):
+- ``$id`` (``schema_id``) is the schema's stable name, a URN, the same in every deployment and release:
+  the checked-in file cannot depend on where it is served, and a URL that nobody serves would mislead
+  tools that fetch by ``$id``;
+- ``ce_dataschema`` (``dataschema_uri``) is where this deployment serves the same file: every service
+  answers ``GET /schemas/events/{file}`` (``shared.web.ops``) from ``published_schema``, under the base
+  URL ``RENJA_SCHEMA_BASE_URL`` (``shared.settings``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from shared.events import EVENT_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
-SCHEMA_BASE_URI = "https://renja.example.go.id/schemas/events/"
+SCHEMA_ID_PREFIX = "urn:renja:schema:"
+SCHEMA_ROUTE = "/schemas/events/"
+"""The path under which every service serves the checked-in schema files (``shared.web.ops``)."""
+SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 
-def dataschema_uri(event_type: str) -> str:
-    """The schema's ``$id`` for one event type: the records' CloudEvents ``dataschema`` attribute."""
-    return f"{SCHEMA_BASE_URI}{event_type}.schema.json"
+def schema_file_name(event_type: str) -> str:
+    """``renja.Signed.v1`` → ``renja.Signed.v1.schema.json`` (in ``SCHEMA_DIR`` and under ``SCHEMA_ROUTE``)."""
+    return f"{event_type}.schema.json"
+
+
+def schema_id(event_type: str) -> str:
+    """The schema's ``$id``: a stable absolute URI naming it, e.g. ``urn:renja:schema:renja.Signed.v1``."""
+    return f"{SCHEMA_ID_PREFIX}{event_type}"
+
+
+def dataschema_uri(event_type: str, base_url: str) -> str:
+    """Where ``base_url`` (a deployment's ``RENJA_SCHEMA_BASE_URL``, e.g. ``http://127.0.0.1:8106``)
+    serves the schema: the records' CloudEvents ``dataschema`` attribute."""
+    return f"{base_url.rstrip('/')}{SCHEMA_ROUTE}{schema_file_name(event_type)}"
+
+
+@cache
+def _published() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in SCHEMA_DIR.glob("*.schema.json")}
+
+
+def published_schema(file_name: str) -> bytes | None:
+    """The bytes of the checked-in schema file ``file_name`` (e.g. ``renja.Signed.v1.schema.json``), or
+    None when no such file is published. Looked up by exact name among the files, never joined to a path,
+    so no name (``..``, ``/``, ``%2F``) reaches outside ``SCHEMA_DIR``."""
+    return _published().get(file_name)
 
 
 def schema_for(event_type: str) -> dict[str, Any]:
@@ -34,7 +69,7 @@ def schema_for(event_type: str) -> dict[str, Any]:
     schema = model.model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": dataschema_uri(event_type),
+        "$id": schema_id(event_type),
         "$comment": f"CloudEvents type {event_type}: the data (Kafka record value) of this event type",
         **schema,
         "title": event_type,
@@ -44,7 +79,7 @@ def schema_for(event_type: str) -> dict[str, Any]:
 def rendered() -> dict[str, str]:
     """File name → file text for every registered event type (stable key order, trailing newline)."""
     return {
-        f"{event_type}.schema.json": json.dumps(schema_for(event_type), indent=2, ensure_ascii=False) + "\n"
+        schema_file_name(event_type): json.dumps(schema_for(event_type), indent=2, ensure_ascii=False) + "\n"
         for event_type in sorted(EVENT_TYPES)
     }
 

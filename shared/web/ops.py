@@ -1,9 +1,11 @@
-"""The routes every service serves besides its own: liveness, readiness and (step services) the folded
-SOP state of one Renja.
+"""The routes every service serves besides its own: liveness, readiness, the published event JSON
+Schemas and (step services) the folded SOP state of one Renja.
 
 ``/healthz`` is liveness (no dependency checks); ``/readyz`` checks Postgres, Kafka (a bounded metadata
 request, its answer cached a few seconds: ``shared.runtime.KafkaProbe``), the consumer and the relay, and
-answers 503 with the failing checks.
+answers 503 with the failing checks. ``/schemas/events/{file}`` serves the checked-in schema files (no
+auth: they are the public contract) so that every record's ``ce_dataschema`` resolves
+(``shared.events.schema``).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from shared.auth import ANY_ROLE
 from shared.events import Actor
+from shared.events.schema import SCHEMA_MEDIA_TYPE, SCHEMA_ROUTE, published_schema
 from shared.outbox import failed_count, pending_count
 from shared.process import load_state
 from shared.runtime import Runtime
@@ -77,7 +80,8 @@ async def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
 
 
 def common_router(*, state_route: bool = True) -> APIRouter:
-    """``/healthz``, ``/readyz`` and ``GET /renja/{renja_id}/state`` (any authenticated role)."""
+    """``/healthz``, ``/readyz``, ``GET /schemas/events/{file}`` (no auth) and ``GET
+    /renja/{renja_id}/state`` (any authenticated role)."""
     router = APIRouter()
 
     @router.get("/healthz", tags=["ops"], summary="Liveness: the process and its event loop answer")
@@ -88,6 +92,19 @@ def common_router(*, state_route: bool = True) -> APIRouter:
     async def readyz(request: Request) -> JSONResponse:
         ok, checks = await readiness(runtime(request))
         return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, "checks": checks})
+
+    @router.get(
+        SCHEMA_ROUTE + "{file_name}",
+        tags=["ops"],
+        summary="The published JSON Schema of one event type (a record's ce_dataschema)",
+        response_class=Response,
+        responses={200: {"content": {SCHEMA_MEDIA_TYPE: {}}}, 404: {"description": "No such schema file"}},
+    )
+    async def event_schema(file_name: str) -> Response:
+        body = published_schema(file_name)
+        if body is None:
+            raise HTTPException(404, f"No published event schema is named {file_name!r}.")
+        return Response(content=body, media_type=SCHEMA_MEDIA_TYPE)
 
     async def get_state(renja_id: UUID, request: Request, _: Annotated[Actor, Depends(ANY_ROLE)]) -> StatePublic:
         rt = runtime(request)

@@ -12,12 +12,15 @@ import jsonschema
 import pytest
 import yaml
 from aiokafka import ConsumerRecord
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from deploy.local.settings import StackSettings
 from shared import cloudevents, inbox
 from shared.cloudevents import DecodeError, from_kafka, header_map, to_kafka
 from shared.events import EVENT_TYPES
-from shared.events.asyncapi import ASYNCAPI_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
+from shared.events.asyncapi import ASYNCAPI_FILE, BUNDLED_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
+from shared.events.schema import SCHEMA_DIR
 from shared.inbox import dlq_headers
 from shared.sop import load_sop
 from tests.kit.factories import directive
@@ -43,6 +46,40 @@ def test_checked_in_document_matches_the_registry() -> None:
     assert ASYNCAPI_FILE.read_text(encoding="utf-8") == rendered(), (
         "stale; run: uv run python -m shared.events.asyncapi"
     )
+
+
+def test_checked_in_bundled_document_matches_the_registry() -> None:
+    assert BUNDLED_FILE.read_text(encoding="utf-8") == rendered(bundled=True), (
+        "stale; run: uv run python -m shared.events.asyncapi"
+    )
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref" and isinstance(v, str)] + [
+            r for v in node.values() for r in _refs(v)
+        ]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_bundled_document_is_self_contained_and_its_payloads_judge_like_the_schema_files() -> None:
+    bundled: dict[str, Any] = yaml.safe_load(BUNDLED_FILE.read_text(encoding="utf-8"))
+    refs = _refs(bundled)
+    assert refs and [r for r in refs if not r.startswith("#/")] == []
+    registry: Registry[Any] = Registry().with_resource("urn:bundle", Resource(bundled, DRAFT202012))
+    for ref in set(refs):  # every pointer lands on something
+        assert registry.resolver("urn:bundle").lookup("urn:bundle" + ref).contents is not None, ref
+    event = json.loads(directive(RENJA).model_dump_json())
+    payload_ref = _message(bundled, "renja.DirectiveIssued.v1")["payload"]["$ref"]
+    inlined = jsonschema.Draft202012Validator({"$ref": "urn:bundle" + payload_ref}, registry=registry)
+    on_file = jsonschema.Draft202012Validator(
+        json.loads((SCHEMA_DIR / "renja.DirectiveIssued.v1.schema.json").read_text(encoding="utf-8"))
+    )
+    for value in (event, {**event, "level": "bisikan"}, {**event, "actor": {"nip": "1"}}, {**event, "x": 1}):
+        assert inlined.is_valid(value) == on_file.is_valid(value), value
+    assert inlined.is_valid(event) and not inlined.is_valid({**event, "actor": {"nip": "1"}})
 
 
 def test_one_message_per_event_type_with_its_schema_file(doc: dict[str, Any]) -> None:
@@ -79,6 +116,9 @@ def test_headers_we_produce_validate_and_another_type_does_not(doc: dict[str, An
     jsonschema.validate(record.key.decode(), message["bindings"]["kafka"]["key"])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(headers, _message(doc, "renja.Signed.v1")["headers"])
+    wrong_schema = {**headers, "ce_dataschema": headers["ce_dataschema"].replace("DirectiveIssued", "Signed")}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong_schema, message["headers"])
     without_subject = {k: v for k, v in headers.items() if k != "ce_subject"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(without_subject, message["headers"])

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from shared.cloudevents import DecodeError, from_kafka, to_kafka
 from shared.events import DirectiveIssued, parse_event
-from shared.events.schema import SCHEMA_DIR, dataschema_uri
+from shared.events.schema import SCHEMA_DIR, dataschema_uri, schema_id
+from shared.settings import schema_base_url
 from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
@@ -97,7 +98,7 @@ def test_media_type_and_time_are_compared_by_meaning() -> None:
 
 def test_records_name_their_schema_and_schemas_use_standard_keywords_only() -> None:
     rec = to_kafka(directive())
-    assert dict(rec.headers)["ce_dataschema"] == dataschema_uri("renja.DirectiveIssued.v1").encode()
+    assert dict(rec.headers)["ce_dataschema"] == dataschema_uri("renja.DirectiveIssued.v1", schema_base_url()).encode()
 
     def extension_keywords(node: Any, path: str = "") -> list[str]:
         if isinstance(node, dict):
@@ -115,5 +116,5 @@ def test_records_name_their_schema_and_schemas_use_standard_keywords_only() -> N
 
     for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
-        assert schema["$id"] == dataschema_uri(schema["title"])
+        assert schema["$id"] == schema_id(schema["title"])
         assert extension_keywords(schema) == [], path.name
