@@ -85,6 +85,7 @@ def build_service_app(
             topic=settings.event_topic,
             batch_max=settings.relay_batch_max,
             poll_seconds=settings.relay_poll_seconds,
+            dataschema_base=settings.schema_base_url,
         )
         rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
         if consume:

@@ -64,8 +64,10 @@ class OutboxRelay:
         batch_max: int = 500,
         poll_seconds: float = 1.0,
         after_ack: AfterAck | None = None,
+        dataschema_base: str | None = None,
     ) -> None:
         self.dsn = dsn
+        self.dataschema_base = dataschema_base  # where ce_dataschema points (the service's settings)
         self.service = service
         self.bootstrap = bootstrap
         self.topic = topic
@@ -195,6 +197,7 @@ class OutboxRelay:
                 time=r["occurred_at"],
                 subject=r["stream_id"],
                 traceparent=r["traceparent"],
+                dataschema_base=self.dataschema_base,
             )
             try:
                 futures.append(
