@@ -24,7 +24,7 @@ from shared.auth import TokenVerifier
 from shared.command import CommandUnit, Reactions
 from shared.db import create_pool, migrate
 from shared.events import Event
-from shared.inbox import Delivery, IdempotentConsumer
+from shared.inbox import Delivery, Handler, IdempotentConsumer
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.process import fold_consumed
@@ -74,45 +74,14 @@ def build_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dsn = settings.postgres_dsn()
-        rt.pool = await create_pool(dsn, max_size=settings.postgres_pool_max)
-        rt.kafka = KafkaProbe(settings.kafka_bootstrap, settings.event_topic)
-        await migrate(dsn, migrations)
-        rt.relay = OutboxRelay(
-            dsn=dsn,
-            service=settings.service,
-            bootstrap=settings.kafka_bootstrap,
-            topic=settings.event_topic,
-            batch_max=settings.relay_batch_max,
-            poll_seconds=settings.relay_poll_seconds,
-            dataschema_base=settings.schema_base_url,
-        )
-        rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
-        if consume:
-            rt.consumer = IdempotentConsumer(
-                pool=rt.pool,
-                bootstrap=settings.kafka_bootstrap,
-                topic=settings.event_topic,
-                group_id=settings.group_id,
-                dlq_topic=settings.dlq_topic,
-                handler=handle,
-                batch_max=settings.consumer_batch_max,
-                consumer_name=settings.service,
-            )
-            rt.tasks.append(asyncio.create_task(rt.consumer.run(), name="consumer"))
+        await _start(rt, migrations, handle if consume else None)
         if on_startup is not None:
             await on_startup(rt)
         log.info("service_started", service=settings.service)
         try:
             yield
         finally:
-            for task in rt.tasks:
-                task.cancel()
-            for task in rt.tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await rt.kafka.close()
-            await rt.pool.close()
+            await _stop(rt)
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = rt
@@ -123,3 +92,47 @@ def build_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _start(rt: Runtime, migrations: Path | None, handle: Handler | None) -> None:
+    """Open the pool and the Kafka probe, migrate, start the outbox relay and (with ``handle``) the consumer."""
+    settings = rt.settings
+    dsn = settings.postgres_dsn()
+    rt.pool = await create_pool(dsn, max_size=settings.postgres_pool_max)
+    rt.kafka = KafkaProbe(settings.kafka_bootstrap, settings.event_topic)
+    await migrate(dsn, migrations)
+    rt.relay = OutboxRelay(
+        dsn=dsn,
+        service=settings.service,
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.event_topic,
+        batch_max=settings.relay_batch_max,
+        poll_seconds=settings.relay_poll_seconds,
+        dataschema_base=settings.schema_base_url,
+    )
+    rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+    if handle is not None:
+        rt.consumer = IdempotentConsumer(
+            pool=rt.pool,
+            bootstrap=settings.kafka_bootstrap,
+            topic=settings.event_topic,
+            group_id=settings.group_id,
+            dlq_topic=settings.dlq_topic,
+            handler=handle,
+            batch_max=settings.consumer_batch_max,
+            consumer_name=settings.service,
+        )
+        rt.tasks.append(asyncio.create_task(rt.consumer.run(), name="consumer"))
+
+
+async def _stop(rt: Runtime) -> None:
+    """Cancel every background task, then close the Kafka probe and the pool."""
+    for task in rt.tasks:
+        task.cancel()
+    for task in rt.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if rt.kafka is not None:
+        await rt.kafka.close()
+    if rt.pool is not None:
+        await rt.pool.close()

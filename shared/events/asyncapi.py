@@ -269,11 +269,6 @@ def document(sop: SopDefinition | None = None, *, bundled: bool = False) -> dict
     types = list(EVENT_TYPES)  # registry order follows the SOP: steps 1-11, then returns, cancellation, receipts
     messages = {_message_id(t): _message(t, sop, bundled=bundled) for t in types}
     channel_messages = {mid: {"$ref": f"#/components/messages/{mid}"} for mid in messages}
-    topic_binding = {
-        "replicas": REPLICAS,
-        "topicConfiguration": TOPIC_CONFIGURATION,
-        "bindingVersion": KAFKA_BINDING_VERSION,
-    }
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -293,66 +288,81 @@ def document(sop: SopDefinition | None = None, *, bundled: bool = False) -> dict
                 "description": "The no-Docker local stack (`renja up`): one KRaft node, loopback only.",
             }
         },
-        "channels": {
-            "renjaEvents": {
-                "address": EVENT_TOPIC,
-                "title": "The Renja event log",
-                "description": (
-                    "Every event of every Renja cycle. Key = Renja id, so one Renja's events share one "
-                    "partition and the log order is the causal order. Infinite retention: the log is the "
-                    "source of truth and replays from offset 0."
-                ),
-                "servers": [{"$ref": "#/servers/local"}],
-                "messages": channel_messages,
-                "bindings": {
-                    "kafka": {"topic": EVENT_TOPIC, "partitions": EVENT_TOPIC_PARTITIONS, **topic_binding},
-                },
-            },
-            "renjaEventsDlq": {
-                "address": DLQ_TOPIC_TEMPLATE,
-                "title": "Dead letters of one consumer group",
-                "description": (
-                    "Records a consumer could not decode or handle, copied unchanged (key, value, headers) "
-                    "with dlq_* headers saying why and where from; the consumer then went on."
-                ),
-                "servers": [{"$ref": "#/servers/local"}],
-                "parameters": {
-                    "group": {
-                        "description": "The consumer group, equal to the consuming service's name.",
-                        "enum": list(SERVICES),
-                    }
-                },
-                "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
-                "bindings": {"kafka": {"partitions": DLQ_TOPIC_PARTITIONS, **topic_binding}},
-            },
-        },
-        "operations": {
-            "receiveRenjaEvents": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/renjaEvents"},
-                "title": "Subscribe to Renja events",
-                "summary": "Consume the log with your own consumer group; deduplicate by ce_id.",
-                "messages": [{"$ref": f"#/channels/renjaEvents/messages/{mid}"} for mid in messages],
-                "bindings": {
-                    "kafka": {
-                        "groupId": {
-                            "type": "string",
-                            "not": {"enum": list(SERVICES)},
-                            "description": "Your own group id; the services' groups are theirs.",
-                        },
-                        "bindingVersion": KAFKA_BINDING_VERSION,
-                    }
-                },
-            },
-            "receiveDeadLetters": {
-                "action": "receive",
-                "channel": {"$ref": "#/channels/renjaEventsDlq"},
-                "title": "Inspect dead letters",
-                "summary": "Read a group's dead letters (operators) to find and fix what the consumer refused.",
-                "messages": [{"$ref": "#/channels/renjaEventsDlq/messages/DeadLetter"}],
-            },
-        },
+        "channels": _channels(channel_messages),
+        "operations": _operations(messages),
         "components": _components(messages, bundled=bundled),
+    }
+
+
+def _channels(channel_messages: dict[str, Any]) -> dict[str, Any]:
+    """``channels``: the event log (one message per event type) and the dead-letter topics."""
+    topic_binding = {
+        "replicas": REPLICAS,
+        "topicConfiguration": TOPIC_CONFIGURATION,
+        "bindingVersion": KAFKA_BINDING_VERSION,
+    }
+    return {
+        "renjaEvents": {
+            "address": EVENT_TOPIC,
+            "title": "The Renja event log",
+            "description": (
+                "Every event of every Renja cycle. Key = Renja id, so one Renja's events share one "
+                "partition and the log order is the causal order. Infinite retention: the log is the "
+                "source of truth and replays from offset 0."
+            ),
+            "servers": [{"$ref": "#/servers/local"}],
+            "messages": channel_messages,
+            "bindings": {
+                "kafka": {"topic": EVENT_TOPIC, "partitions": EVENT_TOPIC_PARTITIONS, **topic_binding},
+            },
+        },
+        "renjaEventsDlq": {
+            "address": DLQ_TOPIC_TEMPLATE,
+            "title": "Dead letters of one consumer group",
+            "description": (
+                "Records a consumer could not decode or handle, copied unchanged (key, value, headers) "
+                "with dlq_* headers saying why and where from; the consumer then went on."
+            ),
+            "servers": [{"$ref": "#/servers/local"}],
+            "parameters": {
+                "group": {
+                    "description": "The consumer group, equal to the consuming service's name.",
+                    "enum": list(SERVICES),
+                }
+            },
+            "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+            "bindings": {"kafka": {"partitions": DLQ_TOPIC_PARTITIONS, **topic_binding}},
+        },
+    }
+
+
+def _operations(messages: dict[str, Any]) -> dict[str, Any]:
+    """``operations``: subscribing to the log with one's own group, and reading dead letters."""
+    return {
+        "receiveRenjaEvents": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/renjaEvents"},
+            "title": "Subscribe to Renja events",
+            "summary": "Consume the log with your own consumer group; deduplicate by ce_id.",
+            "messages": [{"$ref": f"#/channels/renjaEvents/messages/{mid}"} for mid in messages],
+            "bindings": {
+                "kafka": {
+                    "groupId": {
+                        "type": "string",
+                        "not": {"enum": list(SERVICES)},
+                        "description": "Your own group id; the services' groups are theirs.",
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
+        },
+        "receiveDeadLetters": {
+            "action": "receive",
+            "channel": {"$ref": "#/channels/renjaEventsDlq"},
+            "title": "Inspect dead letters",
+            "summary": "Read a group's dead letters (operators) to find and fix what the consumer refused.",
+            "messages": [{"$ref": "#/channels/renjaEventsDlq/messages/DeadLetter"}],
+        },
     }
 
 
