@@ -35,10 +35,10 @@ from services.audit.hashchain import (
     verify_head,
 )
 from services.audit.logreader import decode_batch
-from services.audit.projector import BatchResult, Projector
-from services.audit.store import EVENT_COLUMNS
+from services.audit.projector import BatchResult, Projector, _shown
+from services.audit.store import EVENT_COLUMNS, record_json
 from shared.cloudevents import to_kafka
-from shared.events import EVENT_TYPES, Actor, DirectiveIssued
+from shared.events import EVENT_TYPES, Actor, DirectiveIssued, Event
 from shared.sop import load_sop
 from shared.sop.state import EVOLVERS
 
@@ -300,7 +300,8 @@ def add_defaulted_field(monkeypatch: pytest.MonkeyPatch) -> None:
         newer = create_model(f"{model.__name__}Next", __base__=model, catatan=(str, "tambahan"))
         monkeypatch.setitem(EVENT_TYPES, ce_type, newer)
         if model in EVOLVERS:
-            monkeypatch.setitem(EVOLVERS, newer, EVOLVERS[model])
+            evolvers: dict[type[Event], Any] = EVOLVERS
+            monkeypatch.setitem(evolvers, newer, EVOLVERS[model])
 
 
 GOLDEN_HEADS = {
@@ -329,3 +330,21 @@ def test_an_added_defaulted_field_changes_no_stored_row_and_no_hash(monkeypatch:
     hashes = slice(len(EVENT_COLUMNS) - 9, len(EVENT_COLUMNS) - 7)  # event_hash, chain_hash
     assert [r[hashes] for r in after[:17]] == [r[hashes] for r in before[:17]]
     assert after == before  # every column, signed heads too: a rebuild with the new model equals the live one
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b' {"a":1}',
+        b'{"a":NaN,"b":-Infinity}',
+        b'\xef\xbb\xbf{"a":1}',
+        '{"a":"–"}'.encode("utf-16"),
+        b'{"event_type":"x"}',
+    ],
+)
+def test_the_shown_event_is_what_the_record_bytes_say(value: bytes) -> None:
+    """The ``event`` column the fold writes parses to ``store.record_json`` of the record, whatever
+    JSON the producer sent (the fast path and the fallback agree)."""
+    for rec in [*golden_records()[:3], replace(published_from_event(directive(1)), value=value)]:
+        p = rec if isinstance(rec, Published) else published_from_record(rec.key, rec.value, rec.headers)
+        assert json.loads(_shown(p)) == record_json(p)
