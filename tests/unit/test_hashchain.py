@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
@@ -38,7 +38,7 @@ from services.audit.logreader import decode_batch
 from services.audit.projector import BatchResult, Projector, _shown
 from services.audit.store import EVENT_COLUMNS, record_json
 from shared.cloudevents import to_kafka
-from shared.events import EVENT_TYPES, Actor, DirectiveIssued, Event
+from shared.events import EVENT_TYPES, Actor, DirectiveIssued
 from shared.sop import load_sop
 from shared.sop.state import EVOLVERS
 
@@ -300,8 +300,7 @@ def add_defaulted_field(monkeypatch: pytest.MonkeyPatch) -> None:
         newer = create_model(f"{model.__name__}Next", __base__=model, catatan=(str, "tambahan"))
         monkeypatch.setitem(EVENT_TYPES, ce_type, newer)
         if model in EVOLVERS:
-            evolvers: dict[type[Event], Any] = EVOLVERS
-            monkeypatch.setitem(evolvers, newer, EVOLVERS[model])
+            monkeypatch.setitem(cast(dict[Any, Any], EVOLVERS), newer, EVOLVERS[model])
 
 
 GOLDEN_HEADS = {
