@@ -1,13 +1,45 @@
-"""Tamper evidence for one Renja's event log: a SHA-256 hash chain and Ed25519-signed chain heads.
+r"""Tamper evidence for one Renja's event log: a SHA-256 hash chain over the records as published, and
+Ed25519-signed chain heads.
 
-This module owns the auditor's "proof that nothing was altered" (DESIGN.md, *Who uses it*):
+This module owns the auditor's "proof that nothing was altered" (DESIGN.md, *Who uses it*). The chain
+covers the bytes that were published to ``renja.events``, never an event as re-serialised by the current
+model, so no release (an added defaulted field, an upcaster, another JSON library) can alter a past hash.
 
-- every event of one Renja (log order, positions from 1) is reduced to canonical JSON bytes;
-- ``chain_hash(n) = SHA-256(hex(chain_hash(n-1)) + "\\n" + bytes(n))``, with 64 zeros before the first,
-  so changing, removing, inserting or reordering any event changes every later link;
-- a chain alone cannot show that its *tail* was cut off (a shorter chain is still self-consistent), so the
-  audit service signs the head it has seen (Renja id, position, chain hash) with Ed25519; a rebuilt chain
-  that no longer reaches that position, or differs there, fails :func:`check_signed_head`.
+**Byte layout (version 2).** One Kafka record of one Renja (positions from 1, log order) is reduced to its
+*record bytes*: the ASCII line ``renja-audit-record/v2``, then seven fields in this fixed order, each as
+``<name> <length>\n<bytes>\n`` (``<length>``: the byte count of ``<bytes>`` in ASCII decimal), or as
+``<name> -\n`` when an optional header was absent::
+
+    renja-audit-record/v2\n
+    key <n>\n<Kafka key bytes>\n
+    ce_id <n>\n<header bytes>\n
+    ce_type <n>\n<header bytes>\n
+    ce_source <n>\n<header bytes>\n
+    ce_subject <n>\n<header bytes>\n        (or: ce_subject -\n)
+    ce_time <n>\n<header bytes>\n           (or: ce_time -\n)
+    value <n>\n<Kafka value bytes>\n
+
+Header bytes are the values as received (a repeated header: the last one, as the decoder reads it); other
+headers (``content-type``, ``ce_dataschema``, ``traceparent``, …) are not covered. Then:
+
+- ``event_hash = sha256(record bytes)``;
+- ``chain_hash(n) = sha256("renja-audit-chain/v2\n" + hex(chain_hash(n-1)) + "\n" + record bytes(n))``,
+  with 64 ASCII zeros before the first; hashes are lowercase hex. The two fixed first lines keep a record
+  preimage and a chain preimage (and a signed head, ``renja-audit-head/v1``) from ever being confused.
+
+An auditor recomputes a link with shell tools from the stored columns of ``audit_events``
+(``record_key``, ``ce_*``, ``value``; see ``docs/events.md``)::
+
+    field() { printf '%s %d\n' "$1" "$(wc -c < "$2")"; cat "$2"; printf '\n'; }
+    { printf 'renja-audit-record/v2\n'; field key key.bin; field ce_id id.bin; field ce_type type.bin
+      field ce_source source.bin; field ce_subject subject.bin; field ce_time time.bin
+      field value value.bin; } > record.bin      # an absent header: printf 'ce_time -\n' instead
+    { printf 'renja-audit-chain/v2\n%s\n' "$PREV"; cat record.bin; } | sha256sum
+
+Changing, removing, inserting or reordering any record changes every later link. A chain alone cannot
+show that its *tail* was cut off (a shorter chain is still self-consistent), so the audit service signs
+the head it has seen (Renja id, position, chain hash) with Ed25519; a rebuilt chain that no longer reaches
+that position, or differs there, fails :func:`check_signed_head`.
 
 Pure: keys are passed in, no clock, no I/O.
 """
@@ -16,7 +48,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -25,48 +56,100 @@ from uuid import UUID
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from shared.cloudevents import to_kafka
 from shared.events import Event
 
 GENESIS = "0" * 64
 """The ``prev_hash`` of the first link."""
 
+RECORD_DOMAIN = b"renja-audit-record/v2\n"
+"""The first line of every record's bytes (domain separation, and the version of the layout)."""
+
+CHAIN_DOMAIN = b"renja-audit-chain/v2\n"
+"""The first line of every chain link's preimage."""
+
 HEAD_DOMAIN = "renja-audit-head/v1"
 """Domain separation for signed heads, so a head signature can never be replayed as anything else."""
 
+HEADER_FIELDS: tuple[str, ...] = ("ce_id", "ce_type", "ce_source", "ce_subject", "ce_time")
+"""The CloudEvents headers a record's bytes cover, in their fixed order (after the key)."""
 
-def event_json(event: Event) -> dict[str, Any]:
-    """The JSON object hashed for one event: ``{"event_type": "renja.X.v1", **model_dump(mode="json")}``.
 
-    The type is included so two events of different types with equal fields never hash alike.
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One record of ``renja.events`` as received: the Kafka key, the identifying headers (raw bytes;
+    ``ce_subject``/``ce_time`` None when absent) and the value bytes. What the chain covers."""
+
+    key: bytes
+    ce_id: bytes
+    ce_type: bytes
+    ce_source: bytes
+    ce_subject: bytes | None
+    ce_time: bytes | None
+    value: bytes
+
+
+def published_from_record(key: bytes | None, value: bytes | None, headers: Any) -> Published:
+    """The :class:`Published` form of a Kafka record (``headers``: a sequence of ``(str, bytes)``).
+
+    A missing key, value or required header becomes ``b""`` (the decoder refuses such a record before
+    the audit folds it); for a repeated header the last value counts, as in ``shared.cloudevents``.
     """
-    return {"event_type": event.event_type, **event.model_dump(mode="json")}
+    found: dict[str, bytes] = {}
+    for name, raw in headers or ():
+        if name in HEADER_FIELDS:
+            found[name] = bytes(raw) if raw is not None else b""
+    return Published(
+        key=key or b"",
+        ce_id=found.get("ce_id", b""),
+        ce_type=found.get("ce_type", b""),
+        ce_source=found.get("ce_source", b""),
+        ce_subject=found.get("ce_subject"),
+        ce_time=found.get("ce_time"),
+        value=value or b"",
+    )
 
 
-def canonical_event_bytes(event_json: Mapping[str, Any]) -> bytes:
-    """Canonical UTF-8 JSON of one event: sorted keys, ``(',', ':')`` separators, non-ASCII kept as is.
-
-    ``event_json`` must hold JSON types only (datetimes already as ISO strings, as produced by
-    ``model_dump(mode="json")``). Raises ``TypeError`` for a non-JSON value and ``ValueError`` for NaN or
-    infinity (they have no canonical JSON form).
-    """
-    text = json.dumps(event_json, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8")
+def published_from_event(event: Event) -> Published:
+    """The :class:`Published` form of the record ``shared.cloudevents.to_kafka`` makes of ``event``."""
+    rec = to_kafka(event)
+    return published_from_record(rec.key, rec.value, rec.headers)
 
 
-def event_hash(event_bytes: bytes) -> str:
-    """SHA-256 (lowercase hex) of one event's canonical bytes."""
-    return hashlib.sha256(event_bytes).hexdigest()
+def record_bytes(p: Published) -> bytes:
+    """The record bytes of the module docstring's layout (what ``event_hash`` and the chain cover)."""
+    parts = [RECORD_DOMAIN]
+    for name, raw in (
+        (b"key", p.key),
+        (b"ce_id", p.ce_id),
+        (b"ce_type", p.ce_type),
+        (b"ce_source", p.ce_source),
+        (b"ce_subject", p.ce_subject),
+        (b"ce_time", p.ce_time),
+        (b"value", p.value),
+    ):
+        if raw is None:
+            parts.append(name + b" -\n")
+        else:
+            parts.append(b"%s %d\n%s\n" % (name, len(raw), raw))
+    return b"".join(parts)
 
 
-def chain_hash(prev_hash: str | None, event_bytes: bytes) -> str:
-    """The next link: SHA-256 hex over ``(prev_hash or 64 * '0')`` as ASCII, ``b"\\n"``, ``event_bytes``.
+def event_hash(record: bytes) -> str:
+    """SHA-256 (lowercase hex) of one record's bytes (:func:`record_bytes`)."""
+    return hashlib.sha256(record).hexdigest()
+
+
+def chain_hash(prev_hash: str | None, record: bytes) -> str:
+    """The next link: SHA-256 hex over ``CHAIN_DOMAIN``, ``(prev_hash or 64 * '0')`` as ASCII, ``b"\\n"``
+    and ``record`` (:func:`record_bytes`).
 
     Raises ``ValueError`` if ``prev_hash`` is not 64 lowercase hex characters.
     """
     prev = GENESIS if prev_hash is None else prev_hash
     if len(prev) != 64 or any(c not in "0123456789abcdef" for c in prev):
         raise ValueError(f"prev_hash must be 64 lowercase hex characters, got {prev!r}")
-    return hashlib.sha256(prev.encode("ascii") + b"\n" + event_bytes).hexdigest()
+    return hashlib.sha256(CHAIN_DOMAIN + prev.encode("ascii") + b"\n" + record).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,41 +175,36 @@ class ChainEntryLike(Protocol):
     def chain_hash(self) -> str: ...
 
 
-ChainItem = Event | Mapping[str, Any] | ChainEntryLike
-"""What a chain can be given as: event models, event JSON dicts, or already-built entries."""
+ChainItem = Published | Mapping[str, Any] | ChainEntryLike
+"""What a chain can be given as: published records, or already-built entries (objects or dicts)."""
 
 
-def build_chain(events: Iterable[Event | Mapping[str, Any]]) -> list[ChainEntry]:
-    """Chain ``events`` (one Renja, log order) into entries with positions 1, 2, ….
+def build_chain(records: Iterable[Published]) -> list[ChainEntry]:
+    """Chain ``records`` (one Renja, log order) into entries with positions 1, 2, ….
 
-    Each item is an event model (hashed as :func:`event_json`) or an event JSON dict of that shape
-    (``event_id`` at top level). Raises ``KeyError`` for a dict without ``event_id`` and the errors of
-    :func:`canonical_event_bytes`.
+    The entry's ``event_id`` is the record's ``ce_id`` header (UTF-8, undecodable bytes replaced).
     """
-    return _chain_from(None, 0, events)
+    return _chain_from(None, 0, records)
 
 
-def extend_chain(chain: Sequence[ChainEntry], events: Iterable[Event | Mapping[str, Any]]) -> list[ChainEntry]:
-    """The new entries that append ``events`` to ``chain`` (positions continue after its last entry)."""
+def extend_chain(chain: Sequence[ChainEntry], records: Iterable[Published]) -> list[ChainEntry]:
+    """The new entries that append ``records`` to ``chain`` (positions continue after its last entry)."""
     if not chain:
-        return _chain_from(None, 0, events)
+        return _chain_from(None, 0, records)
     last = chain[-1]
-    return _chain_from(last.chain_hash, last.position, events)
+    return _chain_from(last.chain_hash, last.position, records)
 
 
-def _chain_from(
-    prev_hash: str | None, last_position: int, events: Iterable[Event | Mapping[str, Any]]
-) -> list[ChainEntry]:
+def _chain_from(prev_hash: str | None, last_position: int, records: Iterable[Published]) -> list[ChainEntry]:
     entries: list[ChainEntry] = []
     prev = prev_hash
-    for offset, item in enumerate(events, start=1):
-        data = event_json(item) if isinstance(item, Event) else item
-        raw = canonical_event_bytes(data)
+    for offset, item in enumerate(records, start=1):
+        raw = record_bytes(item)
         link = chain_hash(prev, raw)
         entries.append(
             ChainEntry(
                 position=last_position + offset,
-                event_id=str(data["event_id"]),
+                event_id=item.ce_id.decode(errors="replace"),
                 event_hash=event_hash(raw),
                 chain_hash=link,
             )
@@ -152,21 +230,20 @@ OK = VerifyResult(ok=True)
 
 
 def _as_entries(items: Sequence[ChainItem]) -> list[ChainEntry]:
-    """Normalise a sequence that is either all chain entries or all events into chain entries."""
+    """Normalise a sequence that is either all chain entries or all published records into entries."""
     if not items:
         return []
-    first = items[0]
-    if isinstance(first, Event) or (isinstance(first, Mapping) and "chain_hash" not in first):
-        events: list[Event | Mapping[str, Any]] = []
+    if isinstance(items[0], Published):
+        records: list[Published] = []
         for item in items:
-            if not isinstance(item, Event | Mapping):
-                raise TypeError("a chain must be given as all events or all entries, not a mix")
-            events.append(item)
-        return build_chain(events)
+            if not isinstance(item, Published):
+                raise TypeError("a chain must be given as all records or all entries, not a mix")
+            records.append(item)
+        return build_chain(records)
     entries: list[ChainEntry] = []
     for item in items:
-        if isinstance(item, Event):
-            raise TypeError("a chain must be given as all events or all entries, not a mix")
+        if isinstance(item, Published):
+            raise TypeError("a chain must be given as all records or all entries, not a mix")
         if isinstance(item, Mapping):
             entries.append(
                 ChainEntry(
@@ -193,7 +270,7 @@ def verify_chain(expected: Sequence[ChainItem], actual: Sequence[ChainItem]) -> 
     e.g. a replay of the Kafka log or a service's own event table).
 
     Each side is all chain entries (objects or dicts with ``position, event_id, event_hash, chain_hash``)
-    or all events (models or event JSON dicts), which are chained first. Positions are taken from list
+    or all published records (:class:`Published`), which are chained first. Positions are taken from list
     order (1-based). Returns ``ok`` or the first differing position with a ``kind``:
     ``changed`` (same event id, other content), ``missing`` / ``extra`` (an entry dropped / inserted),
     ``reordered``, ``broken_link`` (same event but the link differs: a stored entry was edited),
@@ -290,7 +367,7 @@ def make_signed_head(private_key: Ed25519PrivateKey, renja_id: UUID | str, chain
 
 
 def check_signed_head(public_key: Ed25519PublicKey, head: SignedHead, chain: Sequence[ChainItem]) -> VerifyResult:
-    """Check a rebuilt ``chain`` (entries or events) against a signed head.
+    """Check a rebuilt ``chain`` (entries or published records) against a signed head.
 
     Fails with ``bad_signature`` if the head itself is not authentic, ``truncated`` if the chain ends
     before ``head.position`` (the tail was cut off), ``changed`` if the link at that position differs.

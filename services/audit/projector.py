@@ -4,8 +4,10 @@ This module owns how Kafka records become audit rows, for the live projection an
 (one code path, so a rebuild from offset 0 can be compared row by row with the live tables):
 
 - ``audit_events``: one row per distinct event id, in log order per Renja, with its log position
-  (partition, offset), actor, step, draft version/hash, the event JSON as hashed, ``event_hash`` and
-  ``chain_hash`` (``services.audit.hashchain``) and its ``position`` in the Renja's chain (from 1);
+  (partition, offset), actor, step, draft version/hash, the record as published (Kafka key, identifying
+  ``ce_*`` headers, value bytes), the event JSON shown (``store.record_json`` of those bytes),
+  ``event_hash`` and ``chain_hash`` over the published bytes (``services.audit.hashchain``) and its
+  ``position`` in the Renja's chain (from 1);
 - ``audit_cycles``: one row per Renja: OPD, year, status and due step (``shared.sop.evolve``), the chain
   head, and for a closed cycle (distributed or cancelled) the head signed with the audit's Ed25519 key
   (re-signed whenever a later event, e.g. a receipt, extends the chain);
@@ -23,6 +25,7 @@ Who calls it: ``services.audit.live`` (the live consumer) and ``services.audit.r
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,7 +37,14 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.audit import store
-from services.audit.hashchain import GENESIS, canonical_event_bytes, event_json, sign_head
+from services.audit.hashchain import (
+    CHAIN_DOMAIN,
+    GENESIS,
+    Published,
+    published_from_record,
+    record_bytes,
+    sign_head,
+)
 from services.audit.logreader import DecodedBatch, Record, decode_batch
 from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import version_and_hash
@@ -191,9 +201,10 @@ class Projector:
             cycle = cycles.get(renja_id)
             if cycle is None:
                 cycle = cycles[renja_id] = Cycle(renja_id=renja_id, state=RenjaState())
-            raw = canonical_event_bytes(event_json(ev))
+            published = published_from_record(rec.key, rec.value, rec.headers)
+            raw = record_bytes(published)
             # hashchain.chain_hash, inlined: the prefix is always a stored 64-hex link or GENESIS
-            link = sha256(cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
+            link = sha256(CHAIN_DOMAIN + cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
             position = cycle.head_position = cycle.head_position + 1
             cycle.head_hash = link
             cycle.state = evolve(cycle.state, ev, self.sop)
@@ -208,7 +219,7 @@ class Projector:
                 (
                     rec.partition, rec.offset, event_id, renja_id, position, ev.event_type, ev.source,
                     actor.name, actor.nip, actor.role, occurred_at, step_number(ev), version, sha,
-                    raw.decode("utf-8"), sha256(raw).hexdigest(), link,
+                    _shown(published), sha256(raw).hexdigest(), link, *_published_columns(published),
                 )
             )  # fmt: skip
         return rows, list(touched.values())
@@ -231,3 +242,38 @@ class Projector:
                 )
             )  # fmt: skip
         return rows
+
+
+def _shown(published: Published) -> str:
+    """The ``event`` column (JSON text) of a record: ``store.record_json``, from the bytes alone.
+
+    Fast path (every record our producers send): the value's UTF-8 JSON text with ``"event_type"`` spliced
+    in as the object's first member; Postgres parses it into ``jsonb`` (a later duplicate ``event_type``
+    wins there, as in ``record_json``). Anything else (not UTF-8, a BOM, possible ``NaN``/``Infinity``)
+    goes through ``record_json`` and ``json.dumps``.
+    """
+    value = published.value
+    if b"NaN" not in value and b"Infinity" not in value:
+        try:
+            text = value.decode("utf-8").lstrip()
+        except UnicodeDecodeError:
+            text = ""
+        if text.startswith("{") and not text[1:].lstrip().startswith("}"):
+            return '{"event_type":' + json.dumps(published.ce_type.decode()) + "," + text[1:]
+    return json.dumps(store.record_json(published), ensure_ascii=False, separators=(",", ":"))
+
+
+def _published_columns(p: Published) -> tuple[bytes, str, str, str, str | None, str | None, bytes]:
+    """The record as published, as the last ``store.EVENT_COLUMNS`` (``record_key`` … ``value``).
+
+    Headers become text: the decoder has refused any record whose headers are not UTF-8.
+    """
+    return (
+        p.key,
+        p.ce_id.decode(),
+        p.ce_type.decode(),
+        p.ce_source.decode(),
+        None if p.ce_subject is None else p.ce_subject.decode(),
+        None if p.ce_time is None else p.ce_time.decode(),
+        p.value,
+    )

@@ -16,43 +16,73 @@ from uuid import UUID
 
 import asyncpg
 
-from services.audit.hashchain import ChainEntry
+from services.audit.hashchain import ChainEntry, Published
 from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
-from shared.events import EVENT_TYPES, Event
+from shared.events import EVENT_TYPES, Event, read_tolerantly
 from shared.sop import SopDefinition
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """One ``audit_events`` row: the chain entry, the event JSON as hashed, and where it sat in Kafka."""
+    """One ``audit_events`` row: the chain entry, the record as published (what the hashes cover), the
+    event JSON the pages show (:func:`record_json` of that record), and where it sat in Kafka."""
 
     entry: ChainEntry
+    published: Published
     event_json: dict[str, Any]
     partition: int
     offset: int
 
 
+def record_json(p: Published) -> dict[str, Any]:
+    """The event JSON shown and queried for a published record: its value parsed as JSON, with
+    ``event_type`` (the ``ce_type`` header) first. Depends on the bytes only, never on an event model.
+    ``NaN``/``Infinity`` (which JSON and ``jsonb`` lack) become the strings ``"NaN"``/``"Infinity"``.
+
+    Raises ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``) for a value that is not JSON.
+    """
+    return {"event_type": p.ce_type.decode(), **json.loads(p.value, parse_constant=str)}
+
+
 def event_from_json(data: dict[str, Any]) -> Event:
-    """The event model back from its hashed JSON (``{"event_type": ..., **fields}``).
+    """The event model back from its stored JSON (``{"event_type": ..., **fields}``), read as every
+    consumer reads (fields the model does not know are ignored).
 
     Raises ``KeyError`` for an unknown type and ``pydantic.ValidationError`` for altered content.
     """
     fields = {k: v for k, v in data.items() if k != "event_type"}
-    return EVENT_TYPES[data["event_type"]].model_validate(fields)
+    return read_tolerantly(EVENT_TYPES[data["event_type"]], fields)
+
+
+def _published(r: asyncpg.Record) -> Published:
+    """The published record kept in an ``audit_events`` row (headers stored as text, exact: the decoder
+    refuses a header that is not UTF-8, and these five are checked against the event)."""
+    subject, time = r["ce_subject"], r["ce_time"]
+    return Published(
+        key=bytes(r["record_key"]),
+        ce_id=r["ce_id"].encode(),
+        ce_type=r["ce_type"].encode(),
+        ce_source=r["ce_source"].encode(),
+        ce_subject=None if subject is None else subject.encode(),
+        ce_time=None if time is None else time.encode(),
+        value=bytes(r["value"]),
+    )
 
 
 async def load_stored(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet = LIVE) -> list[StoredEvent]:
     """The stored chain of one Renja in position order (empty if unknown)."""
     rows = await conn.fetch(
-        f"SELECT position, event_id, event_hash, chain_hash, event::text AS event, kafka_partition, kafka_offset"
+        f"SELECT position, event_id, event_hash, chain_hash, event::text AS event, kafka_partition, kafka_offset,"
+        f" record_key, ce_id, ce_type, ce_source, ce_subject, ce_time, value"
         f" FROM {tables.events} WHERE renja_id = $1 ORDER BY position",
         renja_id,
     )
     return [
         StoredEvent(
             entry=ChainEntry(r["position"], str(r["event_id"]), r["event_hash"], r["chain_hash"]),
+            published=_published(r),
             event_json=json.loads(r["event"]),
             partition=r["kafka_partition"],
             offset=r["kafka_offset"],
@@ -131,6 +161,13 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "event",
     "event_hash",
     "chain_hash",
+    "record_key",
+    "ce_id",
+    "ce_type",
+    "ce_source",
+    "ce_subject",
+    "ce_time",
+    "value",
 )
 """The columns of an ``audit_events`` row as :func:`copy_events` takes it, in order."""
 

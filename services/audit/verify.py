@@ -2,10 +2,12 @@
 
 Three checks, each naming the first chain position (1-based) that differs:
 
-- ``projection``: the chain recomputed from the stored event JSON equals the stored hashes (an edited
-  stored event, or an edited hash, shows here);
+- ``projection``: the chain recomputed from the stored records as published (key, ``ce_*`` headers,
+  value bytes) equals the stored hashes, and the event JSON the pages show is what those bytes say (an
+  edited stored byte, an edited hash or an edited shown event shows here);
 - ``kafka``: the chain rebuilt from the Renja's records in ``renja.events`` (the source of truth) equals
-  the stored chain (deleted, inserted or reordered rows show here);
+  the stored chain, and the shown events are what the log says (deleted, inserted or reordered rows show
+  here);
 - ``signed_head``: for a completed Renja, the audit's Ed25519-signed head still verifies and the stored
   chain (and the log) still reach it with the same hash, so a cut-off tail is detected even without Kafka.
 """
@@ -19,17 +21,19 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit.hashchain import (
+    OK,
     ChainEntry,
+    Published,
     SignedHead,
     VerifyResult,
     build_chain,
     check_signed_head,
+    published_from_record,
     verify_chain,
 )
 from services.audit.logreader import read_from_start
-from services.audit.store import StoredEvent, load_cycle, load_stored
+from services.audit.store import StoredEvent, load_cycle, load_stored, record_json
 from shared.cloudevents import DecodeError, from_kafka
-from shared.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +83,16 @@ def _check(name: str, result: VerifyResult, *chains: list[ChainEntry] | list[Sto
     return CheckResult(name, False, pos, result.kind, result.reason, event_id)
 
 
-async def log_events(bootstrap: str, topic: str, renja_id: UUID, partition: int | None) -> list[Event]:
-    """The Renja's events as they are in the log (decoded, in offset order, duplicates dropped).
+async def log_records(bootstrap: str, topic: str, renja_id: UUID, partition: int | None) -> list[Published]:
+    """The Renja's records as they are in the log, as published (in offset order; a record that does not
+    decode, or repeats an event id, is left out, as the fold leaves it out).
 
     Reads only ``partition`` when known (every event of one Renja is in one partition), else all of them,
     from offset 0 to the end offsets at the time of the call.
     """
     key = str(renja_id).encode()
     seen: set[UUID] = set()
-    events: list[Event] = []
+    records: list[Published] = []
     partitions = None if partition is None else (partition,)
     async for batch in read_from_start(bootstrap, topic, "audit-verify", partitions=partitions):
         for rec in batch:
@@ -99,8 +104,44 @@ async def log_events(bootstrap: str, topic: str, renja_id: UUID, partition: int 
                 continue
             if ev.event_id not in seen:
                 seen.add(ev.event_id)
-                events.append(ev)
-    return events
+                records.append(published_from_record(rec.key, rec.value, rec.headers))
+    return records
+
+
+def check_shown(truth: list[Published], stored: list[StoredEvent]) -> VerifyResult:
+    """Is every shown event JSON (``audit_events.event``) what the record at its position says
+    (``store.record_json``)? ``changed`` at the first position where it is not; positions beyond the
+    shorter list are left to the chain comparison."""
+    for index, (record, row) in enumerate(zip(truth, stored, strict=False)):
+        try:
+            said = record_json(record)
+        except ValueError:
+            said = None
+        if said != row.event_json:
+            event_id = row.entry.event_id
+            return VerifyResult(False, index + 1, f"shown event {event_id} is not what its record says", "changed")
+    return OK
+
+
+def _projection_check(stored: list[StoredEvent], recomputed: list[ChainEntry]) -> CheckResult:
+    """The stored hashes against the stored bytes, then the shown events against the stored bytes."""
+    result = verify_chain([s.entry for s in stored], recomputed)
+    if result.ok:
+        result = check_shown([s.published for s in stored], stored)
+    return _check("projection", result, stored)
+
+
+def _kafka_check(
+    log: list[Published], log_chain: list[ChainEntry], stored: list[StoredEvent], recomputed: list[ChainEntry]
+) -> CheckResult:
+    """The log's chain against the chain of the stored bytes, then against the stored hashes, then the
+    shown events against the log's records."""
+    result = verify_chain(log_chain, recomputed)
+    if result.ok:
+        result = verify_chain(log_chain, [s.entry for s in stored])
+    if result.ok:
+        result = check_shown(log, stored)
+    return _check("kafka", result, log_chain, stored)
 
 
 async def verify_renja(
@@ -118,18 +159,14 @@ async def verify_renja(
     if cycle is None and not stored:
         return None
     stored_entries = [s.entry for s in stored]
-    checks: list[CheckResult] = []
-    recomputed = build_chain([s.event_json for s in stored])
-    checks.append(_check("projection", verify_chain(stored_entries, recomputed), stored))
+    recomputed = build_chain([s.published for s in stored])
+    checks = [_projection_check(stored, recomputed)]
     log_chain: list[ChainEntry] | None = None
     if bootstrap is not None and topic is not None:
         partition = stored[0].partition if stored else None
-        log_chain = build_chain(await log_events(bootstrap, topic, renja_id, partition))
-        # against what the projection shows (its event JSON), then against its stored hashes
-        result = verify_chain(log_chain, recomputed)
-        if result.ok:
-            result = verify_chain(log_chain, stored_entries)
-        checks.append(_check("kafka", result, log_chain, stored))
+        log = await log_records(bootstrap, topic, renja_id, partition)
+        log_chain = build_chain(log)
+        checks.append(_kafka_check(log, log_chain, stored, recomputed))
     head_signed = cycle is not None and cycle["signature_b64"] is not None
     if cycle is not None and head_signed:
         head = SignedHead(str(renja_id), cycle["signed_position"], cycle["signed_hash"], cycle["signature_b64"])

@@ -17,8 +17,12 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "2"
-"""2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing)."""
+PROJECTION_VERSION = "3"
+"""2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
+3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
+``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
+``event_hash``/``chain_hash`` and signed head changes once, and never again with a model change; the
+rows also keep those bytes (migration ``audit_0003``) and show the event JSON as published."""
 
 _KEY = "projection_version"
 
