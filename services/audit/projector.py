@@ -49,7 +49,7 @@ from services.audit.logreader import DecodedBatch, Record, decode_batch
 from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import version_and_hash
 from shared.events import Event
-from shared.sop import CLOSED, RenjaState, SopDefinition, SopStep, evolve
+from shared.sop import CLOSED, RenjaState, SopDefinition, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -104,17 +104,6 @@ class Projector:
         self.keep_cache = keep_cache
         self.cache_max = cache_max
         self._cycles: dict[UUID, Cycle] = {}
-        # sop.step_for_event, indexed by event type (same order, same matches): no scan of all 11 steps
-        self._steps_by_type: dict[str, list[SopStep]] = {}
-        for step in sop.steps:
-            self._steps_by_type.setdefault(step.completed_by.event_type, []).append(step)
-
-    def _step_number(self, event: Event) -> int | None:
-        """The number of the SOP step ``event`` completes (``SopDefinition.step_for_event``), or None."""
-        for step in self._steps_by_type.get(event.event_type, ()):
-            if step.completed_by.matches(event):
-                return step.number
-        return None
 
     def forget(self) -> None:
         """Drop the in-memory heads (after a failed transaction)."""
@@ -189,7 +178,6 @@ class Projector:
         rows: list[tuple[Any, ...]] = []
         touched: dict[UUID, Cycle] = {}
         cycles = self._cycles
-        step_number = self._step_number
         sha256 = hashlib.sha256  # the loop runs once per event of the log: names bound locally
         for rec, ev in decoded:
             event_id = ev.event_id
@@ -207,7 +195,11 @@ class Projector:
             link = sha256(CHAIN_DOMAIN + cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
             position = cycle.head_position = cycle.head_position + 1
             cycle.head_hash = link
+            before = cycle.state.completed_steps
             cycle.state = evolve(cycle.state, ev, self.sop)
+            # The step this event completed, as the one fold says (an event that raced a cancellation
+            # completes nothing): the step that is now done and was not before.
+            step_number = next((n for n in cycle.state.completed_steps if n not in before), None)
             occurred_at = ev.occurred_at
             if cycle.first_at is None:
                 cycle.first_at = occurred_at
@@ -218,7 +210,7 @@ class Projector:
             rows.append(
                 (
                     rec.partition, rec.offset, event_id, renja_id, position, ev.event_type, ev.source,
-                    actor.name, actor.nip, actor.role, occurred_at, step_number(ev), version, sha,
+                    actor.name, actor.nip, actor.role, occurred_at, step_number, version, sha,
                     _shown(published), sha256(raw).hexdigest(), link, *_published_columns(published),
                 )
             )  # fmt: skip

@@ -22,7 +22,9 @@ PROJECTION_VERSION = "3"
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
 ``event_hash``/``chain_hash`` and signed head changes once, and never again with a model change; the
-rows also keep those bytes (migration ``audit_0003``) and show the event JSON as published."""
+rows also keep those bytes (migration ``audit_0003``) and show the event JSON as published. In the same
+release ``audit_events.step_number`` comes from the one fold (``evolve``: the step the event newly
+completed), so an event that raced a cancellation is stored with no step, as the timeline shows it."""
 
 _KEY = "projection_version"
 

@@ -16,11 +16,17 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from aiokafka import ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.audit.logreader import decode_batch
+from services.audit.projector import BatchResult, Projector
+from services.audit.store import EVENT_COLUMNS
 from services.audit.timeline import IGNORED_NOTE, Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
+from shared.cloudevents import to_kafka
 from shared.events import Event, Initialed, RenjaCancelled
 from shared.sop import CommandContext, RenjaState, SopDefinition, decide, evolve, fold, load_sop
 from tests.kit import commands
@@ -280,3 +286,20 @@ def _up_to_third_paraf(sop: SopDefinition) -> list[Event]:
         cycle.state = evolve(cycle.state, new, sop)
         cycle.events.append(new)
     return cycle.events
+
+
+def test_the_stored_step_of_a_raced_paraf_is_none_as_on_the_page() -> None:
+    """The audit's stored rows (``audit_events.step_number``) follow the same fold as the timeline."""
+    log = cancelled_before_step_9(race=(9,))
+    records = [to_kafka(event) for event in log]
+    consumed = [
+        ConsumerRecord(
+            topic="renja.events", partition=0, offset=i, timestamp=0, timestamp_type=0, key=r.key, value=r.value,
+            checksum=None, serialized_key_size=-1, serialized_value_size=-1, headers=tuple(r.headers),
+        )
+        for i, r in enumerate(records)
+    ]  # fmt: skip
+    batch = decode_batch(consumed)
+    rows, _ = Projector(SOP, Ed25519PrivateKey.generate())._fold(batch.events, set(), BatchResult())
+    column = EVENT_COLUMNS.index("step_number")
+    assert [row[column] for row in rows] == [*range(1, 9), None, None]  # …, RenjaCancelled, the raced paraf
