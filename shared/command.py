@@ -183,12 +183,7 @@ class CommandUnit:
         if idem is None:
             return None
         async with self._pool().acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT request_hash, status_code, response::text AS response FROM idempotency_keys"
-                " WHERE principal = $1 AND key = $2",
-                idem.principal,
-                idem.key,
-            )
+            row = await _key_row(conn, idem)
         if row is None:
             return None
         _check_same_request(idem, row["request_hash"])
@@ -382,11 +377,18 @@ async def _claim_key(conn: asyncpg.Connection, idem: Idempotency) -> CommandResu
     )
     if inserted:
         return None
-    row = await conn.fetchrow(
+    row = await _key_row(conn, idem)
+    assert row is not None  # the insert conflicted: the row exists (and is committed, or we waited for it)
+    _check_same_request(idem, row["request_hash"])
+    return CommandResult(int(row["status_code"]), json.loads(row["response"]), replayed=True)
+
+
+async def _key_row(conn: asyncpg.Connection, idem: Idempotency) -> asyncpg.Record | None:
+    """The stored ``idempotency_keys`` row of ``idem``'s principal and key (None if never claimed)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT request_hash, status_code, response::text AS response FROM idempotency_keys"
         " WHERE principal = $1 AND key = $2",
         idem.principal,
         idem.key,
     )
-    _check_same_request(idem, row["request_hash"])
-    return CommandResult(int(row["status_code"]), json.loads(row["response"]), replayed=True)
+    return row

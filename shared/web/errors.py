@@ -7,6 +7,7 @@ Domain errors carry their own status (``DomainError.http_status``); plumbing err
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -78,6 +79,13 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content=body)
 
 
+def _invalid_answer(code: str, lead: str, errors: Sequence[Any]) -> JSONResponse:
+    """422 ``code``: each validation problem as ``{"where", "problem"}``, the first five in the message."""
+    details = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in errors]
+    summary = "; ".join(f"{d['where']}: {d['problem']}" for d in details[:5])
+    return _error(422, code, f"{lead}: {summary}", details=details)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain and plumbing errors to HTTP statuses in one place."""
 
@@ -113,20 +121,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()
-        ]
-        summary = "; ".join(f"{d['where']}: {d['problem']}" for d in details[:5])
-        return _error(422, "invalid_request", f"Fix the request: {summary}", details=details)
+        return _invalid_answer("invalid_request", "Fix the request", exc.errors())
 
     @app.exception_handler(ValidationError)
     async def _invalid_content(_: Request, exc: ValidationError) -> JSONResponse:
         # A command built from a request the request model allowed, but the SOP's model refuses.
-        details = [
-            {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()
-        ]
-        summary = "; ".join(f"{d['where']}: {d['problem']}" for d in details[:5])
-        return _error(422, "invalid_content", f"Fix the content: {summary}", details=details)
+        return _invalid_answer("invalid_content", "Fix the content", exc.errors())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
