@@ -38,8 +38,8 @@ setup:
 	@[ -f $(KAFKA_JAR) ] || mvn -B -q -Dstyle.color=never -f $(KAFKA_POM) -Dmaven.repo.local=$(REPO)/.cache/m2 package
 	@[ -f $(KAFKA_JAR) ] || { echo "Kafka jars missing after mvn: $(KAFKA_JAR)"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) nodejs npm; }
-	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
-	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
+	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error --color=false
+	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error --color=false
 
 up:
 	uv run renja up
@@ -68,8 +68,8 @@ test: setup
 
 test-unit:
 	@uv sync --frozen -q
-	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error
-	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
+	@[ -d tools/ajv/node_modules/ajv ] || npm ci --prefix tools/ajv --no-audit --no-fund --loglevel=error --color=false
+	@[ -d tools/asyncapi/node_modules/@asyncapi/parser ] || npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error --color=false
 	uv run pytest -m unit tests/
 
 demo: setup up
