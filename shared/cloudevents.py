@@ -6,7 +6,9 @@ Invariants:
   ``ce_subject`` (= Renja id), ``ce_dataschema`` (where this deployment serves the data's JSON Schema:
   ``RENJA_SCHEMA_BASE_URL`` + ``/schemas/events/<ce_type>.schema.json``), ``content-type:
   application/json``, and W3C ``traceparent`` when known;
-- readers are tolerant (unknown fields ignored, unknown types skippable), the envelope is checked strictly.
+- readers are tolerant (unknown fields ignored, unknown types skippable), the envelope is checked strictly;
+  an old version of a type is carried up to the current model (``shared.events.versions``) before it is
+  validated, so a reader never meets an old version's model.
 - the value is the event's JSON (``model_dump(mode="json")``), which repeats the envelope fields so a
   consumer that ignores headers still has the whole fact.
 
@@ -26,7 +28,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 
-from shared.events import EVENT_TYPES, Event, UnknownEventType, read_tolerantly
+from shared.events import EVENT_TYPES, UPCASTERS, Event, UnknownEventType, read_tolerantly, upcast
 from shared.events.schema import dataschema_uri
 from shared.settings import schema_base_url
 
@@ -134,6 +136,7 @@ def header_map(headers: Any) -> dict[str, str]:
 def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
     """Decode one record into our event model, as a tolerant reader of a strict contract.
 
+    An old version's data is upcast first (``shared.events.upcast``) and returned as the current model.
     Fields the model does not know are ignored (a newer producer may add them); everything else is
     checked: the envelope headers, the Kafka key, ``ce_subject`` and ``ce_time`` against the data.
     Raises ``DecodeError`` with ``reason`` one of ``structured_mode``, ``missing_header``,
@@ -155,6 +158,10 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
         raise DecodeError("bad_specversion", f"ce_specversion {h['ce_specversion']!r} is not 1.0")
     if media_type is not None and media_type != CONTENT_TYPE:
         raise DecodeError("bad_header", f"content-type {h['content-type']!r} is not application/json")
+    if h["ce_type"] in UPCASTERS:
+        event = _validate_slowly(h["ce_type"], value)
+        _check_envelope(event, key, h)
+        return event
     model = EVENT_TYPES.get(h["ce_type"])
     if model is None:
         raise DecodeError("unknown_type", str(UnknownEventType(f"unknown event type {h['ce_type']!r}")))
@@ -165,7 +172,7 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Event:
         # Slow path, only for records the fast path refused: unknown fields are dropped (tolerant reader),
         # and what is still wrong is named (not_json / bad_schema); it also accepts what ``json.loads``
         # alone accepts (e.g. UTF-16, a BOM).
-        event = _validate_slowly(model, h["ce_type"], value)
+        event = _validate_slowly(h["ce_type"], value)
     _check_envelope(event, key, h)
     return event
 
@@ -199,15 +206,17 @@ def _check_envelope(event: Event, key: bytes | None, h: dict[str, str]) -> None:
             raise DecodeError("header_mismatch", f"ce_time {time_text!r} is not the event's occurred_at")
 
 
-def _validate_slowly(model: type[Event], ce_type: str, value: bytes | None) -> Event:
-    """``json.loads`` then ``model_validate``: the reference decoding, with its ``DecodeError`` reasons."""
+def _validate_slowly(ce_type: str, value: bytes | None) -> Event:
+    """``json.loads``, ``upcast`` (an old version), then ``model_validate`` as the current model of a known
+    ``ce_type``: the reference decoding, with its ``DecodeError`` reasons."""
     try:
         data = json.loads(value or b"")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DecodeError("not_json", f"value is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise DecodeError("bad_schema", "value is JSON but not an object")
+    current, data = upcast(ce_type, data)
     try:
-        return read_tolerantly(model, data)
+        return read_tolerantly(EVENT_TYPES[current], data)
     except ValidationError as exc:
         raise DecodeError("bad_schema", f"{ce_type}: {exc.errors(include_url=False)}") from exc

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.audit.logreader import read_from_start
-from shared.events import EVENT_TYPES
+from shared.events import is_known
 
 PRODUCERS: tuple[str, ...] = ("directive", "documents", "meetings", "approvals", "notifier")
 """The services that produce events (the audit produces none)."""
@@ -101,7 +101,7 @@ async def kafka_ids(bootstrap: str, topic: str, unknown_types: set[UUID] | None 
             except (KeyError, ValueError, UnicodeDecodeError):
                 continue  # not one of our events: the audit's rejects table lists it
             out[eid] = headers.get("ce_source", b"").decode(errors="replace").rsplit("/", 1)[-1]
-            if unknown_types is not None and headers.get("ce_type", b"").decode(errors="replace") not in EVENT_TYPES:
+            if unknown_types is not None and not is_known(headers.get("ce_type", b"").decode(errors="replace")):
                 unknown_types.add(eid)
     return out
 

@@ -20,7 +20,7 @@ from services.audit.hashchain import ChainEntry, Published
 from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import Timeline, build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
-from shared.events import EVENT_TYPES, Event, read_tolerantly
+from shared.events import Event, parse_event
 from shared.sop import SopDefinition
 
 
@@ -48,12 +48,12 @@ def record_json(p: Published) -> dict[str, Any]:
 
 def event_from_json(data: dict[str, Any]) -> Event:
     """The event model back from its stored JSON (``{"event_type": ..., **fields}``), read as every
-    consumer reads (fields the model does not know are ignored).
+    consumer reads (an old version upcast to the current model, fields the model does not know ignored).
 
-    Raises ``KeyError`` for an unknown type and ``pydantic.ValidationError`` for altered content.
+    Raises ``UnknownEventType`` for an unknown type and ``pydantic.ValidationError`` for altered content.
     """
     fields = {k: v for k, v in data.items() if k != "event_type"}
-    return read_tolerantly(EVENT_TYPES[data["event_type"]], fields)
+    return parse_event(data["event_type"], fields)
 
 
 def _published(r: asyncpg.Record) -> Published:

@@ -1,6 +1,7 @@
 """The published language (see ``models``) and its registry ``EVENT_TYPES``: CloudEvents ``type`` → model.
 
-Invariant: every concrete event class appears exactly once in ``EVENT_TYPES`` under its ``event_type``.
+Invariant: every concrete event class appears exactly once in ``EVENT_TYPES`` under its ``event_type``; older
+versions of a type are read through their upcasters (``versions``).
 """
 
 from __future__ import annotations
@@ -32,19 +33,7 @@ from shared.events.models import (
     Signed,
     UnitDelivery,
 )
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    DirectiveIssued.event_type: DirectiveIssued,
-    DataCollected.event_type: DataCollected,
-    DraftCreated.event_type: DraftCreated,
-    MeetingHeld.event_type: MeetingHeld,
-    Initialed.event_type: Initialed,
-    Signed.event_type: Signed,
-    DraftReturned.event_type: DraftReturned,
-    RenjaCancelled.event_type: RenjaCancelled,
-    Distributed.event_type: Distributed,
-    ReceiptRecorded.event_type: ReceiptRecorded,
-}
+from shared.events.versions import EVENT_TYPES, UPCASTERS, is_known, upcast
 
 
 class UnknownEventType(ValueError):
@@ -52,10 +41,15 @@ class UnknownEventType(ValueError):
 
 
 def parse_event(event_type: str, data: dict[str, Any] | bytes | str) -> Event:
-    """Build the event model for ``event_type`` from JSON data, as a tolerant reader (``read_tolerantly``).
+    """Build the current event model for ``event_type`` (current, or an old version carried up by its
+    upcasters, ``versions.upcast``) from JSON data, as a tolerant reader (``read_tolerantly``).
 
-    Raises ``UnknownEventType`` for an unregistered type and ``pydantic.ValidationError`` for bad data.
+    Raises ``UnknownEventType`` for a type this release does not know and ``pydantic.ValidationError`` for
+    bad data (``json.JSONDecodeError`` for old-version data that is not JSON).
     """
+    if event_type in UPCASTERS:
+        fields = data if isinstance(data, dict) else json.loads(data)
+        event_type, data = upcast(event_type, fields)
     model = EVENT_TYPES.get(event_type)
     if model is None:
         raise UnknownEventType(f"unknown event type {event_type!r}")
@@ -97,6 +91,7 @@ def _drop(data: Any, loc: tuple[int | str, ...]) -> None:
 
 __all__ = [
     "EVENT_TYPES",
+    "UPCASTERS",
     "Actor",
     "Attendee",
     "DataCollected",
@@ -117,6 +112,8 @@ __all__ = [
     "Signed",
     "UnitDelivery",
     "UnknownEventType",
+    "is_known",
     "parse_event",
     "read_tolerantly",
+    "upcast",
 ]

@@ -65,15 +65,20 @@ class DirectiveIssued(Event):
     """Steps 1-3: *arahan* (head → secretary), *instruksi* (secretary → kasubag), *perintah* (→ staff).
 
     The ``arahan`` starts a Renja cycle for one OPD and fiscal year (one cycle per OPD and year).
+    v2 = v1 (``legacy.DirectiveIssuedV1``) + ``opd_code``, the OPD identity the cycle was opened with
+    (required, nullable; a v1 record is read with ``opd_code: null``, ``versions.UPCASTERS``).
     """
 
-    event_type: ClassVar[str] = "renja.DirectiveIssued.v1"
+    event_type: ClassVar[str] = "renja.DirectiveIssued.v2"
     level: Literal["arahan", "instruksi", "perintah"]
     text: str = Field(min_length=1)
     addressee_role: Role
     addressee_name: str = ""
     opd: str = Field(min_length=1, description="the Perangkat Daerah preparing the Renja")
     fiscal_year: int = Field(ge=2000, le=2100, description="the plan year (n+1)")
+    opd_code: str | None = Field(
+        description="the OPD's SIPD unit code the cycle was opened with; null when not (yet) known"
+    )
 
 
 # --- step 4 ------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """JSON Schema of the published language, generated from the event models and checked into the repo.
 
-``python -m shared.events.schema`` writes one ``<ce_type>.schema.json`` per registered event into
+``python -m shared.events.schema`` writes one ``<ce_type>.schema.json`` per registered event, current
+(``EVENT_TYPES``) or superseded but still in the log (``legacy.LEGACY_TYPES``), into
 ``shared/events/schemas/``; ``tests/unit/test_event_schemas.py`` fails when a model changed without
 regenerating them, so a contract change is always visible in review. Subscribers validate the CloudEvents
 ``data`` (the Kafka record value) against the file named by the ``ce_type`` header.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.events import EVENT_TYPES
+from shared.events.legacy import LEGACY_TYPES
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 SCHEMA_ID_PREFIX = "urn:renja:schema:"
@@ -60,12 +62,13 @@ def published_schema(file_name: str) -> bytes | None:
 
 
 def schema_for(event_type: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one event type's data, with ``$id``, ``title`` and ``$comment``.
+    """The JSON Schema (draft 2020-12) of one event type's data (current or legacy version), with ``$id``,
+    ``title`` and ``$comment``. Raises ``KeyError`` for a type of neither registry.
 
     Only standard keywords (no ``x-`` extensions), so validators in strict mode (Ajv) compile it as is;
     the CloudEvents type is the ``title`` and is repeated in ``$comment``.
     """
-    model = EVENT_TYPES[event_type]
+    model = EVENT_TYPES.get(event_type) or LEGACY_TYPES[event_type]
     schema = model.model_json_schema(mode="serialization")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -77,10 +80,10 @@ def schema_for(event_type: str) -> dict[str, Any]:
 
 
 def rendered() -> dict[str, str]:
-    """File name → file text for every registered event type (stable key order, trailing newline)."""
+    """File name → file text for every event type, current or legacy (stable key order, trailing newline)."""
     return {
         schema_file_name(event_type): json.dumps(schema_for(event_type), indent=2, ensure_ascii=False) + "\n"
-        for event_type in sorted(EVENT_TYPES)
+        for event_type in sorted({*EVENT_TYPES, *LEGACY_TYPES})
     }
 
 

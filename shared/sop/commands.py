@@ -49,6 +49,12 @@ class IssueArahan(_Command):
     fiscal_year: int = Field(ge=2000, le=2100)
     text: str = Field(min_length=1, max_length=MAX_TEXT)
     addressee_name: str = Field(default="", max_length=200)
+    opd_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=50,
+        description="the OPD's SIPD unit code, when known; carried by every directive of the cycle",
+    )
 
 
 class IssueInstruksi(_Command):

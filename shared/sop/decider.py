@@ -158,6 +158,7 @@ def _issue_arahan(command: IssueArahan, d: _Decision) -> Event:
         addressee_name=command.addressee_name,
         opd=command.opd,
         fiscal_year=command.fiscal_year,
+        opd_code=command.opd_code,
     )
 
 
@@ -173,6 +174,7 @@ def _issue_order(command: IssueInstruksi | IssuePerintah, d: _Decision) -> Event
         addressee_name=command.addressee_name,
         opd=d.state.opd,
         fiscal_year=d.state.fiscal_year,
+        opd_code=d.state.opd_code,  # the cycle's identity, as the arahan opened it
     )
 
 

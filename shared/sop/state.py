@@ -55,6 +55,7 @@ class RenjaState(_Frozen):
 
     renja_id: UUID | None = None
     opd: str = ""
+    opd_code: str | None = Field(default=None, description="the OPD's SIPD unit code the cycle was opened with")
     fiscal_year: int | None = None
     correlation_id: UUID | None = None
     status: RenjaStatus = "not_started"
@@ -126,7 +127,7 @@ _UNREVIEWED: dict[str, Any] = {"parafs": (), "signed": False, "signed_version": 
 
 def _on_directive(state: RenjaState, event: DirectiveIssued, plan: StepPlan) -> _Change:
     started = event.level == "arahan" or not state.opd
-    fields = {"opd": event.opd, "fiscal_year": event.fiscal_year} if started else {}
+    fields = {"opd": event.opd, "opd_code": event.opd_code, "fiscal_year": event.fiscal_year} if started else {}
     return _Change(fields, status="in_progress" if state.status == "not_started" else None)
 
 

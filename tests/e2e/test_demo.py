@@ -132,8 +132,8 @@ async def test_a_cancelled_cycle_is_seen_as_cancelled_by_every_service(stack: St
         else:
             raise AssertionError("the audit never showed the cancellation")
         assert [e["event_type"] for e in t.json()["entries"]] == [
-            "renja.DirectiveIssued.v1",
-            "renja.DirectiveIssued.v1",
+            "renja.DirectiveIssued.v2",
+            "renja.DirectiveIssued.v2",
             "renja.RenjaCancelled.v1",
         ]
         v = await http.get(f"{stack.service_url('audit')}/renja/{renja_id}/verify", headers=token("auditor"))

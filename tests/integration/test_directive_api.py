@@ -47,7 +47,7 @@ async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
         r = await client.get(f"/renja/{renja_id}/directives", headers=auth(s, "auditor"))
         assert [d["level"] for d in r.json()] == ["arahan", "instruksi", "perintah"]
         records = await read_all(s.kafka_bootstrap, topic, expect=3)
-        assert [dict(x.headers)["ce_type"] for x in records] == [b"renja.DirectiveIssued.v1"] * 3
+        assert [dict(x.headers)["ce_type"] for x in records] == [b"renja.DirectiveIssued.v2"] * 3
         assert {x.key for x in records} == {renja_id.encode()}
 
 

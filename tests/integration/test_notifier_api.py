@@ -367,7 +367,7 @@ async def test_webhook_is_signed_and_delivered_once_per_event_even_if_consumed_t
             s,
         ),
     ):
-        hook = await register(client, s, receiver.url, ["renja.DirectiveIssued.v1"])
+        hook = await register(client, s, receiver.url, ["renja.DirectiveIssued.v2"])
         driven = await publish_until(s, topic, step=1)
         arahan = driven.events[0]
         await publish(s, topic, [arahan])  # the same event id again: a redelivery
@@ -393,7 +393,7 @@ async def test_webhook_is_signed_and_delivered_once_per_event_even_if_consumed_t
         mac = hmac.new(key, f"{headers['webhook-id']}.{ts}.".encode() + body, hashlib.sha256).digest()
         assert headers["webhook-signature"] == "v1," + base64.b64encode(mac).decode()
         payload = json.loads(body)
-        assert payload["type"] == "renja.DirectiveIssued.v1" and payload["id"] == str(arahan.event_id)
+        assert payload["type"] == "renja.DirectiveIssued.v2" and payload["id"] == str(arahan.event_id)
         assert payload["data"]["level"] == "arahan" and payload["subject"] == str(driven.renja_id)
 
         deliveries = (await client.get(f"/webhooks/{hook['id']}/deliveries", headers=auth(s, "auditor"))).json()
@@ -426,7 +426,7 @@ async def test_webhook_gives_up_after_the_configured_attempts(topic: str) -> Non
         webhook_receiver(statuses=[503] * 10) as receiver,
         run_service(create_app, NotifierSettings, topic=topic, webhook_max_attempts=2, **FAST) as (client, s),
     ):
-        hook = await register(client, s, receiver.url, ["renja.DirectiveIssued.v1"])
+        hook = await register(client, s, receiver.url, ["renja.DirectiveIssued.v2"])
         await publish_until(s, topic, step=1)
 
         async def failed() -> list[dict[str, Any]]:

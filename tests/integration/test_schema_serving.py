@@ -75,7 +75,7 @@ async def test_a_published_records_dataschema_is_served_and_validates_its_value(
         record = await _record_keyed(settings.kafka_bootstrap, settings.event_topic, start, renja_id.encode())
         headers = {k: v.decode() for k, v in record.headers}
         url = headers["ce_dataschema"]
-        assert url == f"{stack.service_url('audit')}/schemas/events/renja.DirectiveIssued.v1.schema.json"
+        assert url == f"{stack.service_url('audit')}/schemas/events/renja.DirectiveIssued.v2.schema.json"
 
         fetched = await http.get(url)
         assert fetched.status_code == 200 and fetched.headers["content-type"] == "application/schema+json"

@@ -31,4 +31,5 @@ def directive(
         addressee_name=PEOPLE["sekretaris"].name,
         opd="Bappeda Kota Bogor",
         fiscal_year=2027,
+        opd_code=None,
     )

@@ -72,10 +72,10 @@ def test_bundled_document_is_self_contained_and_its_payloads_judge_like_the_sche
     for ref in set(refs):  # every pointer lands on something
         assert registry.resolver("urn:bundle").lookup("urn:bundle" + ref).contents is not None, ref
     event = json.loads(directive(RENJA).model_dump_json())
-    payload_ref = _message(bundled, "renja.DirectiveIssued.v1")["payload"]["$ref"]
+    payload_ref = _message(bundled, "renja.DirectiveIssued.v2")["payload"]["$ref"]
     inlined = jsonschema.Draft202012Validator({"$ref": "urn:bundle" + payload_ref}, registry=registry)
     on_file = jsonschema.Draft202012Validator(
-        json.loads((SCHEMA_DIR / "renja.DirectiveIssued.v1.schema.json").read_text(encoding="utf-8"))
+        json.loads((SCHEMA_DIR / "renja.DirectiveIssued.v2.schema.json").read_text(encoding="utf-8"))
     )
     for value in (event, {**event, "level": "bisikan"}, {**event, "actor": {"nip": "1"}}, {**event, "x": 1}):
         assert inlined.is_valid(value) == on_file.is_valid(value), value

@@ -23,7 +23,7 @@ def test_sdk_parses_what_we_produce() -> None:
     msg = ce_kafka.KafkaMessage(headers=dict(rec.headers), key=rec.key, value=rec.value)
     parsed = ce_kafka.from_binary_event(msg)
     assert parsed.get_id() == str(event.event_id)
-    assert parsed.get_type() == "renja.DirectiveIssued.v1"
+    assert parsed.get_type() == "renja.DirectiveIssued.v2"
     assert parsed.get_source() == "/renja/directive"
     assert parsed.get_subject() == str(event.renja_id)
     assert parsed.get_specversion() == "1.0"
@@ -41,7 +41,7 @@ def test_we_parse_what_the_sdk_produces() -> None:
         {
             "id": str(event.event_id),
             "source": "/renja/directive",
-            "type": "renja.DirectiveIssued.v1",
+            "type": "renja.DirectiveIssued.v2",
             "subject": str(event.renja_id),
             "time": event.occurred_at,
             "datacontenttype": "application/json",

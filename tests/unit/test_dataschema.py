@@ -80,7 +80,7 @@ def test_the_base_url_defaults_to_the_local_stacks_audit(no_renja_env: None, mon
 
 def test_records_point_ce_dataschema_at_the_served_copy() -> None:
     headers = dict(to_kafka(directive()).headers)
-    expected = f"{schema_base_url()}/schemas/events/renja.DirectiveIssued.v1.schema.json"
+    expected = f"{schema_base_url()}/schemas/events/renja.DirectiveIssued.v2.schema.json"
     assert headers["ce_dataschema"].decode() == expected
     explicit = build_headers(
         event_id="e", source="directive", event_type="renja.Signed.v1", time="2026-01-05T01:00:00Z",

@@ -249,6 +249,16 @@ def test_directives_carry_the_cycle_and_address_the_next_role() -> None:
     ]
 
 
+def test_the_arahans_opd_code_goes_with_every_directive_of_the_cycle() -> None:
+    for code in ("5.01.5.05.0.00.01.0000", None):
+        run = Run()
+        run.do("kepala_badan", IssueArahan(opd="Bappeda", fiscal_year=2027, text="Susun Renja", opd_code=code))
+        run.do("sekretaris", IssueInstruksi(text="Kasubag, siapkan Renja"))
+        run.do("kasubag_pp", IssuePerintah(text="Staf, kumpulkan data"))
+        assert [e.opd_code for e in run.events if isinstance(e, DirectiveIssued)] == [code] * 3
+        assert run.state.opd_code == code
+
+
 def test_events_take_ids_and_clock_from_the_context() -> None:
     run = Run()
     ctx = run.ctx("kepala_badan")

@@ -61,6 +61,7 @@ def directive(n: int, text: str = "Susun Renja 2027") -> DirectiveIssued:
         addressee_role="sekretaris",
         opd="Bappeda Kota Bogor",
         fiscal_year=2027,
+        opd_code=None,
     )
 
 

@@ -85,6 +85,7 @@ def directive(level: str, actor: Actor, at: datetime) -> DirectiveIssued:
         addressee_role="sekretaris",
         opd="Bappeda Kota Bogor",
         fiscal_year=2027,
+        opd_code=None,
     )
 
 
@@ -336,6 +337,7 @@ def test_events_of_two_renja_are_refused(calendar: WorkCalendar) -> None:
         addressee_role="sekretaris",
         opd="Dinas Lain",
         fiscal_year=2027,
+        opd_code=None,
     )
     with pytest.raises(ValueError, match="one"):
         build_timeline([*full_cycle()[:2], other], STEPS, calendar)

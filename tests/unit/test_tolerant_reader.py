@@ -98,7 +98,7 @@ def test_media_type_and_time_are_compared_by_meaning() -> None:
 
 def test_records_name_their_schema_and_schemas_use_standard_keywords_only() -> None:
     rec = to_kafka(directive())
-    assert dict(rec.headers)["ce_dataschema"] == dataschema_uri("renja.DirectiveIssued.v1", schema_base_url()).encode()
+    assert dict(rec.headers)["ce_dataschema"] == dataschema_uri("renja.DirectiveIssued.v2", schema_base_url()).encode()
 
     def extension_keywords(node: Any, path: str = "") -> list[str]:
         if isinstance(node, dict):
