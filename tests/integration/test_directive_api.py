@@ -51,6 +51,22 @@ async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
         assert {x.key for x in records} == {renja_id.encode()}
 
 
+async def test_the_arahans_opd_code_is_published_on_every_directive(topic: str) -> None:
+    code = "5.01.5.05.0.00.01.0000"
+    async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
+        r = await client.post("/renja", json={**ARAHAN, "opd_code": code}, headers=auth(s, "kepala_badan"))
+        assert r.status_code == 201, r.text
+        renja_id = r.json()["renja_id"]
+        r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "sekretaris"))
+        assert r.status_code == 201, r.text
+        records = await read_all(s.kafka_bootstrap, topic, expect=2)
+        assert [json.loads(x.value)["opd_code"] for x in records] == [code, code]
+        r = await client.post(
+            "/renja", json={**ARAHAN, "fiscal_year": 2029, "opd_code": ""}, headers=auth(s, "kepala_badan")
+        )
+        assert r.status_code == 422
+
+
 async def test_one_cycle_per_opd_and_year(topic: str) -> None:
     async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
         assert (await client.post("/renja", json=ARAHAN, headers=auth(s, "kepala_badan"))).status_code == 201
