@@ -9,7 +9,8 @@ Owns the drill's steps and checks; run it with ``make drill-rolling-upgrade`` (n
 2. the stack (``RENJA_*`` from the environment: source ``.env.ports`` first) runs with ``directive`` from
    the newer copy and every other service from this tree; one whole cycle is driven over HTTP; checks:
    distributed at every service, no new dead letter on any DLQ topic, ``renja reconcile`` (old release)
-   clean, the audit and every old consumer logged the new type as skipped;
+   clean, the (restarted, old) audit logged the new type as skipped and every old consumer counted it
+   (``renja_consumer_unknown_types_skipped_total`` on ``/metrics``);
 3. every service restarts from the newer copy: the audit refolds (mark 4, refold logged, rows rebuilt,
    the new type now chained); every chain verifies (newer ``renja verify``) and ``renja reconcile`` is
    clean; then every service restarts again from the same release: same fold, so no refold (same mark, no
@@ -39,6 +40,7 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+import httpx
 
 from deploy.local import supervisor
 from deploy.local.process import spawn
@@ -189,6 +191,17 @@ async def audit_marks(settings: StackSettings, renja_id: str | None) -> Marks:
         await conn.close()
 
 
+async def skipped_counts(settings: StackSettings, names: list[str]) -> dict[str, float]:
+    """Each service's ``renja_consumer_unknown_types_skipped_total`` for ``NEW_TYPE`` (its ``/metrics``)."""
+    line = f'renja_consumer_unknown_types_skipped_total{{event_type="{NEW_TYPE}"}} '
+    counts: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in names:
+            text = (await client.get(f"{settings.service_url(name)}/metrics")).text
+            counts[name] = sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+    return counts
+
+
 def log_has(path: Path, since: int, *needles: str) -> bool:
     """Whether one line written to ``path`` after byte ``since`` holds every needle."""
     with path.open("rb") as f:
@@ -211,9 +224,13 @@ def reconcile(root: Path, settings: StackSettings, report: Report, label: str) -
 async def mixed_phase(settings: StackSettings, newer: Path, report: Report) -> str:
     """``directive`` on the newer release, the rest on the old one: a whole cycle and its checks."""
     print(f"== mixed: {UPGRADED_FIRST} from the newer copy, the others from {settings.repo_root}", flush=True)
-    logs = {name: Service(settings, name).log_path for name in existing_services(settings)}
-    since = {name: path.stat().st_size if path.exists() else 0 for name, path in logs.items()}
+    consumers = [s.name for s in SERVICES if s.consumes and s.name not in ("audit", UPGRADED_FIRST)]
     dlq_before = await dlq_count(settings)
+    skipped_before = await skipped_counts(settings, consumers)
+    # A fresh old-release audit: it logs the first record of each unknown type once per process.
+    await start_from(settings, "audit", settings.repo_root)
+    audit_log = Service(settings, "audit").log_path
+    since = audit_log.stat().st_size
     await start_from(settings, UPGRADED_FIRST, newer)
     renja_id, receipts = await drive_cycle(settings)
     behind = await not_distributed(settings, renja_id)
@@ -229,11 +246,10 @@ async def mixed_phase(settings: StackSettings, newer: Path, report: Report) -> s
     dlq_after = await dlq_count(settings)
     report.check("no dead letter on any DLQ topic", dlq_after == dlq_before, f"{dlq_before} before, {dlq_after} after")
     reconcile(settings.repo_root, settings, report, "old release")
-    skipped = log_has(logs["audit"], since["audit"], "audit_unknown_event_type_skipped", NEW_TYPE)
-    report.check(f"the audit logged {NEW_TYPE} as skipped", skipped)
-    consumers = [s.name for s in SERVICES if s.consumes and s.name not in ("audit", UPGRADED_FIRST)]
-    quiet = [n for n in consumers if not log_has(logs[n], since[n], "unknown_event_type_skipped", NEW_TYPE)]
-    report.check("every old consumer logged the new type as skipped", not quiet, f"silent: {quiet}" if quiet else "")
+    audit_skipped = log_has(audit_log, since, "audit_unknown_event_type_skipped", NEW_TYPE)
+    report.check(f"the audit logged {NEW_TYPE} as skipped", audit_skipped)
+    skipped = {n: c - skipped_before[n] for n, c in (await skipped_counts(settings, consumers)).items()}
+    report.check("every old consumer counted the new type as skipped", all(skipped.values()), f"{skipped}")
     return renja_id
 
 
