@@ -47,7 +47,7 @@ from deploy.local.process import spawn
 from deploy.local.services import Service, existing_services
 from deploy.local.settings import StackSettings
 from shared.dlq import dead_letters
-from shared.manifest import SERVICES, database_of
+from shared.manifest import SERVICES, app_of, database_of
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
 from tests.kit.driver import STEPS, Http, HttpCycle
@@ -87,7 +87,7 @@ async def start_from(settings: StackSettings, name: str, root: Path) -> None:
     """Stop service ``name`` and start the same uvicorn command from ``root`` (same port, same env)."""
     svc = Service(settings, name)
     await svc.stop()
-    argv = [sys.executable, "-m", "uvicorn", svc._marker, "--factory"]
+    argv = [sys.executable, "-m", "uvicorn", app_of(name), "--factory"]
     argv += ["--host", settings.service_host, "--port", str(svc.port)]
     env = {**svc.env(), "PYTHONPATH": str(root)}
     spawn(argv, log_path=svc.log_path, pid_file=svc.pid_file, cwd=root, env=env)
