@@ -5,6 +5,7 @@
 #   make test       setup, up, run every test tier, down (exit code of pytest preserved)
 #   make test-unit  the unit tier only: no stack; needs only `uv sync` and the Node checks (tools/ajv: Ajv strict;
 #                   tools/asyncapi: the AsyncAPI parser), which it installs
+#   make drill-rolling-upgrade  two releases on the running stack (issue 10 item 5; needs `make up`, ~2 min)
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,10 +19,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
 PYTEST_MARKERS ?= unit or integration or e2e
 
-.PHONY: help setup up down status lint fmt typecheck test test-unit demo
+.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade
 
 help:
-	@echo "targets: setup up down status lint fmt typecheck test test-unit demo"
+	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
@@ -65,6 +66,10 @@ test: setup
 	$(MAKE) --no-print-directory up && uv run pytest -m "$(PYTEST_MARKERS)" tests/ || rc=$$?; \
 	$(MAKE) --no-print-directory down || true; \
 	exit $$rc
+
+# Not part of `make test`: a newer release (a patched copy of HEAD) beside this one on the running stack.
+drill-rolling-upgrade:
+	uv run python -m deploy.local.drills.rolling_upgrade.drill
 
 test-unit:
 	@uv sync --frozen -q

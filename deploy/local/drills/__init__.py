@@ -1,0 +1,1 @@
+"""Long drills against the running local stack (not part of ``make test``)."""

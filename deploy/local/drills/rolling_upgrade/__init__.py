@@ -1,0 +1,1 @@
+"""The rolling-upgrade drill: see ``drill``."""
