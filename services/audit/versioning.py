@@ -17,14 +17,16 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "3"
+PROJECTION_VERSION = "4"
 """2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
 ``event_hash``/``chain_hash`` and signed head changes once, and never again with a model change; the
 rows also keep those bytes (migration ``audit_0003``) and show the event JSON as published. In the same
 release ``audit_events.step_number`` comes from the one fold (``evolve``: the step the event newly
-completed), so an event that raced a cancellation is stored with no step, as the timeline shows it."""
+completed), so an event that raced a cancellation is stored with no step, as the timeline shows it.
+4: ``renja.DirectiveIssued.v1`` records are read as v2 (upcast, ``opd_code`` None) and the folded
+``RenjaState`` carries ``opd_code``: the stored cycle states change, so the audit refolds."""
 
 _KEY = "projection_version"
 
