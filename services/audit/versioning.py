@@ -6,6 +6,9 @@ hash chain, a column's meaning), bump ``PROJECTION_VERSION``: on start-up the au
 its live tables, in one transaction with the new version mark, and its live consumer folds the whole log
 again from offset 0 (the log is the source of truth; nothing is lost). Without a bump, an operator can
 still run ``renja rebuild audit --force``.
+
+A release that adds an event type counts: the previous audit skipped those records as unknown, the new
+one chains them, so every chain that holds one changes (``make drill-rolling-upgrade`` shows it).
 """
 
 from __future__ import annotations
