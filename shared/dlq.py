@@ -72,7 +72,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in await _partitions(bootstrap, topic)]
+        tps = [TopicPartition(topic, p) for p in await partition_numbers(bootstrap, topic)]
         if not tps:
             return []
         consumer.assign(tps)
@@ -88,7 +88,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
             await consumer.stop()
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
+async def partition_numbers(bootstrap: str, topic: str) -> list[int]:
     """Partition numbers of ``topic``; empty if it does not exist (a group that never dead-lettered)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
