@@ -9,7 +9,8 @@ Invariants:
   logged once per type): tolerant readers, so a producer upgraded first never fills the DLQs;
 - a record that cannot be decoded, or whose handler raises a non-connection error, is sent to the group's
   dead-letter topic (original key/value/headers plus ``dlq_*`` headers with the reason) and acknowledged by
-  the broker BEFORE the database commit, so it is never lost; the consumer then goes on;
+  the broker BEFORE the database commit, so it is never lost; the consumer then goes on (a handler's
+  exception with a ``dlq_reason`` attribute names the reason, e.g. ``out_of_order``; else ``handler_error``);
 - connection failures (Postgres or Kafka) abort the batch without committing anything; the loop backs off,
   seeks back to the committed offsets and retries.
 """
@@ -201,7 +202,8 @@ class IdempotentConsumer:
                     dead.append((rec, exc.reason, exc.detail))
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await self._claim(conn, decoded)
-            dead += await self._apply(conn, fresh)
+            refused = await self._apply(conn, fresh)
+            dead += refused
             if dead:
                 # The DLQ copy is acknowledged before the database commit: a crash in between re-sends it
                 # (a duplicate DLQ entry) but never loses it.
@@ -224,7 +226,7 @@ class IdempotentConsumer:
                         partition=rec.partition,
                         offset=rec.offset,
                     )
-        self.stats.applied += len(fresh) - sum(1 for _, r, _ in dead if r == "handler_error")
+        self.stats.applied += len(fresh) - len(refused)
         self.stats.duplicates += len(decoded) - len(fresh)
         self.stats.dead_lettered += len(dead)
         for _, reason, _ in dead:
@@ -314,7 +316,9 @@ class IdempotentConsumer:
                 raise
             except Exception as exc:
                 await conn.execute("DELETE FROM inbox WHERE consumer = $1 AND event_id = $2", self.name, ev.event_id)
-                dead.append((rec, "handler_error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+                # a typed refusal names its own reason (``shared.sop.UnfoldableEvent``: ``out_of_order``)
+                reason = getattr(exc, "dlq_reason", "handler_error")
+                dead.append((rec, reason, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
         return dead
 
 

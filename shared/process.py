@@ -6,7 +6,10 @@ Invariants:
   commands, and other services', consumed from Kafka); it only moves by a conditional update
   ``WHERE version = expected`` (or the first insert), so a command that decided on a stale state fails
   with ``ConcurrencyConflict`` and is retried on the fresh state — no Python locks;
-- a consumed event from another service is folded once (the inbox row commits with the new state).
+- a consumed event from another service is folded once (the inbox row commits with the new state);
+- a consumed event the SOP would not have decided on the stored state (``shared.sop.ensure_foldable``:
+  an unknown Renja, the wrong role, a step not due, a second completion) is never folded: it raises
+  ``UnfoldableEvent``, which the consumer dead-letters with reason ``out_of_order``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import structlog
 
 from shared.events import Event
 from shared.eventstore import ConcurrencyConflict
-from shared.sop import RenjaState, SopDefinition, evolve
+from shared.sop import RenjaState, SopDefinition, ensure_foldable, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +71,13 @@ async def fold_consumed(conn: asyncpg.Connection, event: Event, sop: SopDefiniti
     """Fold one consumed event into the stored state (the consumer's transaction holds the inbox row).
 
     The row lock taken here serialises this fold with concurrent commands on the same Renja.
+    Raises ``shared.sop.UnfoldableEvent`` (nothing folded) for an out-of-order transition; an anomaly
+    ``evolve`` absorbs (anything after a cancellation) is folded and logged.
     """
     state, version = await load_state(conn, event.renja_id, for_update=True)
+    absorbed = ensure_foldable(state, event, sop)
+    if absorbed is not None:
+        log.info("anomaly_absorbed", kind=absorbed.kind, step=absorbed.step, detail=absorbed.message)
     new_state = evolve(state, event, sop)
     await save_state(conn, event.renja_id, new_state, expected_version=version, new_version=version + 1)
     return new_state

@@ -9,7 +9,9 @@ One module per kind of change:
 - ``guards``: the public checks (``ensure_due``, ``ensure_current_version``, ``ensure_new_version``,
   ``ensure_parafs_complete``) the decider runs and services may run early, so a refusal reads the same
   wherever it is raised;
-- ``decider``: ``decide(state, command, ctx, sop) -> list[Event]`` (or a ``DomainError``).
+- ``decider``: ``decide(state, command, ctx, sop) -> list[Event]`` (or a ``DomainError``);
+- ``anomaly``: ``classify(state, event, sop)`` (an event the SOP would not have decided there) and
+  ``ensure_foldable`` (the services refuse such a transition: ``UnfoldableEvent``).
 
 Everything below ``load_sop`` is pure: no clock, no random ids, no environment, no I/O. Ids and "now"
 come in through ``CommandContext``. The step order, roles and time standards come from the SOP table
@@ -18,6 +20,14 @@ Rancangan Akhir, cancellation by the head, version binding of approvals) are the
 are marked as such where they are decided. ``from shared.sop import X`` works for every name below.
 """
 
+from shared.sop.anomaly import (
+    ANOMALY_KINDS,
+    Anomaly,
+    AnomalyKind,
+    UnfoldableEvent,
+    classify,
+    ensure_foldable,
+)
 from shared.sop.commands import (
     CancelRenja,
     Command,
@@ -83,6 +93,7 @@ from shared.sop.guards import (
 from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, evolve, fold, next_step
 
 __all__ = [
+    "ANOMALY_KINDS",
     "CANONICAL_COMPLETIONS",
     "CLOSED",
     "KIND_ORDER",
@@ -91,6 +102,8 @@ __all__ = [
     "Agency",
     "AlreadyRecorded",
     "AlreadyStarted",
+    "Anomaly",
+    "AnomalyKind",
     "BlockingFindings",
     "CancelRenja",
     "Command",
@@ -127,8 +140,10 @@ __all__ = [
     "StepKind",
     "StepPlan",
     "StepRole",
+    "UnfoldableEvent",
     "Unit",
     "WrongRole",
+    "classify",
     "command_step",
     "current_version",
     "decide",
@@ -137,6 +152,7 @@ __all__ = [
     "due_text",
     "ensure_current_version",
     "ensure_due",
+    "ensure_foldable",
     "ensure_new_version",
     "ensure_parafs_complete",
     "evolve",
