@@ -37,7 +37,6 @@ from services.audit.schemas import (
     verify_public,
 )
 from services.audit.service import AuditService
-from services.audit.timeline import Timeline
 from shared.auth import ROLES, TokenVerifier, require_roles
 from shared.events import Actor
 from shared.web.errors import COMMAND_ERRORS, ErrorBody
@@ -83,8 +82,9 @@ def _found(value: T | None, renja_id: UUID) -> T:
     return value
 
 
-async def _timeline(audit: AuditService, renja_id: UUID, as_of: str | None, position: int | None) -> Timeline:
-    return _found(await audit.timeline(renja_id, as_of=parse_as_of(as_of), position=position), renja_id)
+async def _timeline(audit: AuditService, renja_id: UUID, as_of: str | None, position: int | None) -> TimelinePublic:
+    view = _found(await audit.timeline_view(renja_id, as_of=parse_as_of(as_of), position=position), renja_id)
+    return timeline_public(view.timeline, position, integrity=view.integrity, anomalies=view.anomalies)
 
 
 def _csv_response(public: TimelinePublic) -> Response:
@@ -107,7 +107,8 @@ async def get_cycles(_: Reader, audit: AuditDep) -> list[CyclePublic]:
 @router.get(
     "/renja/{renja_id}/timeline",
     response_model=TimelinePublic,
-    summary="Timeline of steps 1-11: who, when, working minutes vs the SOP standard (auditor, SOP roles)",
+    summary="Timeline of steps 1-11: who, when, working minutes vs the SOP standard, verified on read, with"
+    " anomalies (auditor, SOP roles)",
     responses={200: {"content": {"text/csv": {}}}},
 )
 async def get_timeline(
@@ -118,7 +119,7 @@ async def get_timeline(
     position: Position = None,
     format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
 ) -> Response:
-    public = timeline_public(await _timeline(audit, renja_id, as_of, position), position)
+    public = await _timeline(audit, renja_id, as_of, position)
     if format == "csv":
         return _csv_response(public)
     return Response(public.model_dump_json(), media_type="application/json")
@@ -133,7 +134,7 @@ async def get_timeline(
 async def get_timeline_csv(
     renja_id: UUID, _: Reader, audit: AuditDep, as_of: AsOf = None, position: Position = None
 ) -> Response:
-    return _csv_response(timeline_public(await _timeline(audit, renja_id, as_of, position), position))
+    return _csv_response(await _timeline(audit, renja_id, as_of, position))
 
 
 _optional_bearer = HTTPBearer(auto_error=False)

@@ -47,6 +47,17 @@ EVENT_LABELS = {
 }
 
 
+ANOMALY_LABELS = {
+    "unknown_renja": "Renja tidak dikenal (tanpa arahan pembuka)",
+    "wrong_role": "Pelaksana tidak sesuai SOP",
+    "out_of_order": "Tidak sesuai urutan SOP",
+    "second_completion": "Langkah diselesaikan dua kali",
+    "after_cancellation": "Peristiwa setelah pembatalan",
+    "duplicate_id": "ID peristiwa ganda dengan isi berbeda",
+}
+"""Indonesian labels of the anomaly kinds (``shared.sop.ANOMALY_KINDS``)."""
+
+
 def format_minutes(minutes: float | None) -> str:
     """Working minutes as ``"1 j 25 m"`` (jam/menit), rounded to the minute; ``"–"`` for ``None``."""
     if minutes is None:
@@ -97,6 +108,38 @@ def _chain_view(chain: Any) -> dict[str, Any] | None:
         "position": _attr(chain, "position") or _attr(chain, "first_bad_position"),
         "head_signed": bool(_attr(chain, "head_signed", False)),
     }
+
+
+def _integrity_view(value: Any) -> dict[str, Any] | None:
+    """The verdict banner (``verify.Integrity``), with every key the template reads present."""
+    if value is None:
+        return None
+    return {
+        "ok": bool(_attr(value, "ok", False)),
+        "message_id": str(_attr(value, "message_id", "") or ""),
+        "tampered_at": _attr(value, "tampered_at"),
+        "verified_entries": _attr(value, "verified_entries"),
+    }
+
+
+def _anomaly_rows(anomalies: Any, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The anomaly table's rows (``store.StoredAnomaly`` or mappings with the same names)."""
+    rows = []
+    for a in anomalies or ():
+        kind = str(_attr(a, "kind"))
+        when = _attr(a, "occurred_at")
+        rows.append(
+            {
+                "position": _attr(a, "position"),
+                "kind": kind,
+                "label": ANOMALY_LABELS.get(kind, kind),
+                "event_type": str(_attr(a, "event_type", "")),
+                "role": ROLE_LABELS.get(str(_attr(a, "actor_role", "")), str(_attr(a, "actor_role", ""))),
+                "message": str(_attr(a, "message", "")),
+                "when": _local(when, tz) if isinstance(when, datetime) else "–",
+            }
+        )
+    return rows
 
 
 def _step_row(spec: StepSpec, done: list[TimelineEntry], waiting: OpenStep | None, tz: ZoneInfo) -> dict[str, Any]:
@@ -154,9 +197,11 @@ def _step_rows(timeline: Timeline, tz: ZoneInfo) -> list[dict[str, Any]]:
     ]
 
 
-def _log_row(e: TimelineEntry, tz: ZoneInfo) -> dict[str, Any]:
-    """One line of the event log under the step table."""
+def _log_row(e: TimelineEntry, tz: ZoneInfo, flagged: Mapping[int, str]) -> dict[str, Any]:
+    """One line of the event log under the step table (``flagged``: position → anomaly kind)."""
+    kind = flagged.get(e.position)
     return {
+        "anomaly": ANOMALY_LABELS.get(kind, kind) if kind else "",
         "position": e.position,
         "label": EVENT_LABELS.get(_short_type(e.event_type), e.event_type),
         "event_type": e.event_type,
@@ -181,13 +226,17 @@ def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = No
 
     ``meta`` (all optional): ``title``, ``agency``, ``generated_at`` (aware datetime),
     ``chain``: the integrity result, a mapping or object (e.g. a ``hashchain.VerifyResult``) with ``ok``
-    and optionally ``reason``, ``position`` (or ``first_bad_position``) and ``head_signed``.
+    and optionally ``reason``, ``position`` (or ``first_bad_position``) and ``head_signed``;
+    ``integrity``: the one-line verdict (``verify.Integrity``: ``ok``, ``message_id``, ``tampered_at``),
+    shown as a banner above everything; ``anomalies``: the flagged events (``store.StoredAnomaly``).
     Times are shown in the calendar's zone (WIB) and UTC. Every value is HTML-escaped.
     """
     meta = dict(meta or {})
     tz = ZoneInfo(timeline.timezone)
     current = timeline.current_step
     generated_at = meta.get("generated_at")
+    anomalies = _anomaly_rows(meta.get("anomalies"), tz)
+    flagged = {a["position"]: a["kind"] for a in anomalies if a["kind"] != "duplicate_id" and a["position"]}
     context = {
         "title": meta.get("title") or "Linimasa Penyusunan Renja",
         "agency": meta.get("agency", ""),
@@ -202,10 +251,12 @@ def render_timeline_html(timeline: Timeline, meta: Mapping[str, Any] | None = No
         "generated_at": _local(generated_at, tz) if isinstance(generated_at, datetime) else "",
         "timezone": timeline.timezone,
         "rows": _step_rows(timeline, tz),
-        "log": [_log_row(e, tz) for e in timeline.entries],
+        "log": [_log_row(e, tz, flagged) for e in timeline.entries],
         "total": format_minutes(timeline.total_working_minutes),
         "total_standard": format_minutes(timeline.total_standard_minutes),
         "overdue_count": timeline.overdue_count,
         "chain": _chain_view(meta.get("chain")),
+        "integrity": _integrity_view(meta.get("integrity")),
+        "anomalies": anomalies,
     }
     return _environment().get_template("timeline.html").render(**context)

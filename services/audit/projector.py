@@ -13,10 +13,16 @@ This module owns how Kafka records become audit rows, for the live projection an
   (re-signed whenever a later event, e.g. a receipt, extends the chain);
 - ``audit_offsets``: the next offset to fold per partition, written in the SAME transaction as the rows,
   so a crash mid-batch rolls back rows and offsets together and the batch is simply folded again;
-- ``audit_rejects``: records that are not our CloudEvents (skipped, with the reason).
+- ``audit_rejects``: records that are not our CloudEvents (skipped, with the reason);
+- ``audit_anomalies``: each record the SOP would not have decided where it stands on the log
+  (``shared.sop.classify`` against the state folded so far: unknown Renja, wrong role, out of order, a
+  second completion, anything but a receipt after a cancellation), and each record that repeats a stored
+  event id with other bytes (``duplicate_id``). A flagged event is still chained and folded: the log is
+  the log, the flag says what it means.
 
 Invariants: an event id already stored (or repeated within a batch) is skipped before the chain is
-extended, so duplicate delivery changes nothing; rows are written with one ``COPY`` per batch and the
+extended, so duplicate delivery changes nothing (the same bytes again are silent; other bytes under the
+same id are an anomaly, never chained); rows are written with one ``COPY`` per batch and the
 cycles with one pipelined upsert, never one round trip per event.
 
 Who calls it: ``services.audit.live`` (the live consumer) and ``services.audit.replay`` (a rebuild).
@@ -39,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.audit import store
 from services.audit.hashchain import (
     CHAIN_DOMAIN,
+    event_hash,
     GENESIS,
     Published,
     published_from_record,
@@ -49,7 +56,7 @@ from services.audit.logreader import DecodedBatch, Record, decode_batch
 from services.audit.tables import LIVE, TableSet
 from services.audit.timeline import version_and_hash
 from shared.events import Event
-from shared.sop import CLOSED, RenjaState, SopDefinition, evolve
+from shared.sop import CLOSED, Anomaly, RenjaState, SopDefinition, classify, evolve
 
 log = structlog.get_logger(__name__)
 
@@ -71,12 +78,14 @@ class Cycle:
 
 @dataclass
 class BatchResult:
-    """Counts of one folded batch: ``applied`` new events, ``duplicates`` skipped, ``rejected`` records."""
+    """Counts of one folded batch: ``applied`` new events, ``duplicates`` skipped, ``rejected`` records,
+    ``anomalies`` recorded per kind."""
 
     applied: int = 0
     duplicates: int = 0
     rejected: int = 0
     offsets: dict[int, int] = field(default_factory=dict)
+    anomalies: dict[str, int] = field(default_factory=dict)
 
 
 class Projector:
@@ -129,10 +138,18 @@ class Projector:
             self._cycles.clear()
         known = await store.known_event_ids(conn, self.tables, [ev.event_id for _, ev in batch.events])
         await self._load_heads(conn, batch.events)
-        rows, touched = self._fold(batch.events, known, result)
+        rows, touched, anomalies = self._fold(batch.events, known, result)
         result.applied = len(rows)
         if rows:
             await store.copy_events(conn, self.tables, rows)
+        if anomalies:
+            await store.insert_anomalies(conn, self.tables, anomalies)
+            for row in anomalies:
+                result.anomalies[row[5]] = result.anomalies.get(row[5], 0) + 1
+                log.warning(
+                    "audit_anomaly", kind=row[5], renja_id=str(row[3]), event_id=str(row[2]), position=row[4],
+                    partition=row[0], offset=row[1], detail=row[7],
+                )  # fmt: skip
         if touched:
             await store.upsert_cycles(conn, self.tables, self._cycle_rows(touched))
         self._note_skipped(batch.skipped)
@@ -171,20 +188,28 @@ class Projector:
             )
 
     def _fold(
-        self, decoded: list[tuple[Record, Event]], known: set[UUID], result: BatchResult
-    ) -> tuple[list[tuple[Any, ...]], list[Cycle]]:
-        """Extend the chains with the batch's new events: the ``audit_events`` rows (``store.EVENT_COLUMNS``)
-        and the cycles they moved. Counts skipped duplicates in ``result``; adds new ids to ``known``."""
+        self, decoded: list[tuple[Record, Event]], known: dict[UUID, store.Known], result: BatchResult
+    ) -> tuple[list[tuple[Any, ...]], list[Cycle], list[tuple[Any, ...]]]:
+        """Extend the chains with the batch's new events: the ``audit_events`` rows (``store.EVENT_COLUMNS``),
+        the cycles they moved and the ``audit_anomalies`` rows (``store.ANOMALY_COLUMNS``). Counts skipped
+        duplicates in ``result``; adds new ids to ``known``."""
         rows: list[tuple[Any, ...]] = []
+        anomalies: list[tuple[Any, ...]] = []
         touched: dict[UUID, Cycle] = {}
         cycles = self._cycles
         sha256 = hashlib.sha256  # the loop runs once per event of the log: names bound locally
         for rec, ev in decoded:
             event_id = ev.event_id
-            if event_id in known:
+            seen = known.get(event_id)
+            if seen is not None:
                 result.duplicates += 1
+                published = published_from_record(rec.key, rec.value, rec.headers)
+                if event_hash(record_bytes(published)) != seen.event_hash:
+                    # the same id with other bytes: a bug or a forgery; the first record stays the chained one
+                    message = f"event id {event_id} seen again with other bytes (first at position {seen.position})"
+                    duplicate = Anomaly("duplicate_id", None, message)
+                    anomalies.append(_anomaly_row(rec, ev, seen.renja_id, seen.position, duplicate))
                 continue
-            known.add(event_id)
             renja_id = ev.renja_id
             cycle = cycles.get(renja_id)
             if cycle is None:
@@ -195,6 +220,11 @@ class Projector:
             link = sha256(CHAIN_DOMAIN + cycle.head_hash.encode("ascii") + b"\n" + raw).hexdigest()
             position = cycle.head_position = cycle.head_position + 1
             cycle.head_hash = link
+            entry_hash = sha256(raw).hexdigest()
+            known[event_id] = store.Known(renja_id, position, entry_hash)
+            flag = classify(cycle.state, ev, self.sop)
+            if flag is not None:
+                anomalies.append(_anomaly_row(rec, ev, renja_id, position, flag))
             before = cycle.state.completed_steps
             cycle.state = evolve(cycle.state, ev, self.sop)
             # The step this event completed, as the one fold says (an event that raced a cancellation
@@ -211,10 +241,10 @@ class Projector:
                 (
                     rec.partition, rec.offset, event_id, renja_id, position, ev.event_type, ev.source,
                     actor.name, actor.nip, actor.role, occurred_at, step_number, version, sha,
-                    _shown(published), sha256(raw).hexdigest(), link, *_published_columns(published),
+                    _shown(published), entry_hash, link, *_published_columns(published),
                 )
             )  # fmt: skip
-        return rows, list(touched.values())
+        return rows, list(touched.values()), anomalies
 
     def _cycle_rows(self, cycles: Iterable[Cycle]) -> list[tuple[Any, ...]]:
         """The ``audit_cycles`` rows (``store.upsert_cycles``) of the cycles a batch moved; a closed
@@ -234,6 +264,14 @@ class Projector:
                 )
             )  # fmt: skip
         return rows
+
+
+def _anomaly_row(rec: Record, ev: Event, renja_id: UUID, position: int, flag: Anomaly) -> tuple[Any, ...]:
+    """An ``audit_anomalies`` row (``store.ANOMALY_COLUMNS``) for the record ``rec`` of event ``ev``."""
+    return (
+        rec.partition, rec.offset, ev.event_id, renja_id, position, flag.kind, flag.step, flag.message,
+        ev.event_type, ev.actor.role, ev.occurred_at,
+    )  # fmt: skip
 
 
 def _shown(published: Published) -> str:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from services.audit.timeline import OpenStep, Timeline, TimelineEntry
-from services.audit.verify import VerifyReport
+from services.audit.store import StoredAnomaly
+from services.audit.verify import Integrity, VerifyReport
 from shared.sop import SopDefinition
 
 
@@ -70,6 +72,8 @@ class TimelineEntryPublic(BaseModel):
     standard_minutes: int | None
     overdue: bool | None
     note: str
+    anomaly: str | None = None
+    """The kind of the anomaly flagged on this entry (``shared.sop.classify``), if any."""
 
 
 class OpenStepPublic(BaseModel):
@@ -82,8 +86,41 @@ class OpenStepPublic(BaseModel):
     overdue: bool | None
 
 
+class AnomalyPublic(BaseModel):
+    """An event the SOP would not have decided where it stands on the log (it stays in the chain), or a
+    repeated event id with other bytes (``duplicate_id``: ``position`` is the first record's)."""
+
+    kind: str
+    position: int | None
+    step_number: int | None
+    message: str
+    event_id: str
+    event_type: str
+    actor_role: str
+    occurred_at: datetime
+    kafka_partition: int
+    kafka_offset: int
+
+
+class IntegrityPublic(BaseModel):
+    """The Renja's verification state as of this read: ``ok`` and entries 1..``verified_entries``
+    intact, or ``tampered_at`` the first broken entry; ``message`` (English), ``message_id`` (Indonesian)."""
+
+    ok: bool
+    entries: int
+    verified_entries: int
+    tampered_at: int | None
+    message: str
+    message_id: str
+    checks: list[str]
+
+
 class TimelinePublic(BaseModel):
-    """One Renja's timeline; minutes are working minutes on the agency calendar (``timezone``)."""
+    """One Renja's timeline; minutes are working minutes on the agency calendar (``timezone``).
+
+    ``integrity``: the stored history verified on this read (projection and signed head); a tampered
+    history is served marked as such. ``anomalies``: the Renja's flagged events (up to ``position``).
+    """
 
     renja_id: UUID
     opd: str | None
@@ -97,6 +134,8 @@ class TimelinePublic(BaseModel):
     total_standard_minutes: int
     overdue_count: int
     entries: list[TimelineEntryPublic]
+    integrity: IntegrityPublic | None = None
+    anomalies: list[AnomalyPublic] = []
 
 
 class CheckPublic(BaseModel):
@@ -122,6 +161,8 @@ class VerifyPublic(BaseModel):
     checks: list[CheckPublic]
     key_id: str
     public_key_b64: str
+    anomalies: list[AnomalyPublic] = []
+    """Flagged events of this Renja (they do not make the chain not intact)."""
 
 
 class KeyPublic(BaseModel):
@@ -140,7 +181,36 @@ class RebuildComparePublic(BaseModel):
 CSV_COLUMNS = list(TimelineEntryPublic.model_fields)
 
 
-def _entry_public(e: TimelineEntry) -> TimelineEntryPublic:
+def anomaly_public(a: StoredAnomaly) -> AnomalyPublic:
+    """The JSON shape of one recorded anomaly."""
+    return AnomalyPublic(
+        kind=a.kind,
+        position=a.position,
+        step_number=a.step_number,
+        message=a.message,
+        event_id=a.event_id,
+        event_type=a.event_type,
+        actor_role=a.actor_role,
+        occurred_at=a.occurred_at,
+        kafka_partition=a.partition,
+        kafka_offset=a.offset,
+    )
+
+
+def integrity_public(i: Integrity) -> IntegrityPublic:
+    """The JSON shape of an :class:`Integrity` verdict."""
+    return IntegrityPublic(
+        ok=i.ok,
+        entries=i.entries,
+        verified_entries=i.verified_entries,
+        tampered_at=i.tampered_at,
+        message=i.message,
+        message_id=i.message_id,
+        checks=list(i.checks),
+    )
+
+
+def _entry_public(e: TimelineEntry, anomaly: str | None = None) -> TimelineEntryPublic:
     return TimelineEntryPublic(
         position=e.position,
         event_id=e.event_id,
@@ -160,6 +230,7 @@ def _entry_public(e: TimelineEntry) -> TimelineEntryPublic:
         standard_minutes=e.standard_minutes,
         overdue=e.overdue,
         note=e.note,
+        anomaly=anomaly,
     )
 
 
@@ -175,10 +246,18 @@ def _open_step_public(cur: OpenStep) -> OpenStepPublic:
     )
 
 
-def timeline_public(timeline: Timeline, position: int | None) -> TimelinePublic:
-    """The JSON shape of a :class:`Timeline` (of a known Renja: ``timeline.renja_id`` is set)."""
+def timeline_public(
+    timeline: Timeline,
+    position: int | None,
+    *,
+    integrity: Integrity | None = None,
+    anomalies: Sequence[StoredAnomaly] = (),
+) -> TimelinePublic:
+    """The JSON shape of a :class:`Timeline` (of a known Renja: ``timeline.renja_id`` is set), with its
+    verification state and anomalies when given (each entry flagged with its anomaly's kind)."""
     assert timeline.renja_id is not None
     cur = timeline.current_step
+    flagged = {a.position: a.kind for a in anomalies if a.kind != "duplicate_id"}
     return TimelinePublic(
         renja_id=timeline.renja_id,
         opd=timeline.opd,
@@ -191,7 +270,9 @@ def timeline_public(timeline: Timeline, position: int | None) -> TimelinePublic:
         total_working_minutes=timeline.total_working_minutes,
         total_standard_minutes=timeline.total_standard_minutes,
         overdue_count=timeline.overdue_count,
-        entries=[_entry_public(e) for e in timeline.entries],
+        entries=[_entry_public(e, flagged.get(e.position)) for e in timeline.entries],
+        integrity=None if integrity is None else integrity_public(integrity),
+        anomalies=[anomaly_public(a) for a in anomalies],
     )
 
 
@@ -223,6 +304,7 @@ def verify_public(report: VerifyReport, public_b64: str, kid: str) -> VerifyPubl
         ],
         key_id=kid,
         public_key_b64=public_b64,
+        anomalies=[anomaly_public(a) for a in report.anomalies],
     )
 
 

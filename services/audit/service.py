@@ -18,10 +18,10 @@ from services.audit.page import render_timeline_html
 from services.audit.projector import Projector
 from services.audit.rebuild import rebuild_equals_live
 from services.audit.settings import AuditSettings
-from services.audit.store import list_cycles, load_timeline
+from services.audit.store import StoredAnomaly, list_cycles, load_timeline
 from services.audit.tables import REBUILD
 from services.audit.timeline import Timeline
-from services.audit.verify import VerifyReport, verify_renja
+from services.audit.verify import Integrity, VerifyReport, integrity, verify_renja
 from services.audit.workcalendar import WorkCalendar
 from shared.sop import SopDefinition
 
@@ -32,6 +32,17 @@ class RebuildCheck:
 
     equal: bool
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineView:
+    """A timeline as every read serves it: with the Renja's verification (``report``, its one-line
+    ``integrity``) and the anomalies up to the timeline's position / time."""
+
+    timeline: Timeline
+    report: VerifyReport
+    integrity: Integrity
+    anomalies: list[StoredAnomaly]
 
 
 class AuditService:
@@ -73,18 +84,38 @@ class AuditService:
         async with self.pool.acquire() as conn:
             return await load_timeline(conn, renja_id, self.sop, self.calendar, as_of=as_of, position=position)
 
+    async def timeline_view(
+        self, renja_id: UUID, *, as_of: datetime | None = None, position: int | None = None
+    ) -> TimelineView | None:
+        """The timeline verified on read: the cheap checks (stored bytes against stored hashes, the signed
+        head; one read of the Renja's rows, bounded by its chain length) run at every call, so an altered
+        history is served marked as altered. None if the Renja is unknown."""
+        async with self.pool.acquire() as conn:
+            timeline = await load_timeline(conn, renja_id, self.sop, self.calendar, as_of=as_of, position=position)
+            if timeline is None:
+                return None
+            report = await verify_renja(conn, renja_id, self.public_key)
+        if report is None:  # pragma: no cover - a Renja with a timeline has rows
+            return None
+        shown = {e.position for e in timeline.entries}
+        anomalies = [a for a in report.anomalies if a.position in shown]
+        return TimelineView(timeline, report, integrity(report), anomalies)
+
     async def timeline_page(
         self, renja_id: UUID, *, as_of: datetime | None = None, position: int | None = None
     ) -> str | None:
-        """The timeline page as HTML, with the integrity box; None if the Renja is unknown."""
-        timeline = await self.timeline(renja_id, as_of=as_of, position=position)
-        if timeline is None:
+        """The timeline page as HTML, with the integrity box and the anomalies; None if the Renja is unknown."""
+        view = await self.timeline_view(renja_id, as_of=as_of, position=position)
+        if view is None:
             return None
-        async with self.pool.acquire() as conn:
-            # the page shows the cheap checks (projection + signed head); verify() also replays Kafka
-            chain = await verify_renja(conn, renja_id, self.public_key)
-        meta = {"agency": self.sop.agency.name, "generated_at": datetime.now(UTC), "chain": chain}
-        return render_timeline_html(timeline, meta)
+        meta = {
+            "agency": self.sop.agency.name,
+            "generated_at": datetime.now(UTC),
+            "chain": view.report,
+            "integrity": view.integrity,
+            "anomalies": view.anomalies,
+        }
+        return render_timeline_html(view.timeline, meta)
 
     async def verify(self, renja_id: UUID, *, kafka: bool = True) -> VerifyReport | None:
         """Every check of one Renja's chain; ``kafka`` also replays its partition. None if unknown."""

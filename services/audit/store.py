@@ -182,10 +182,93 @@ _UPSERT_CYCLES = """INSERT INTO {cycles} (renja_id, opd, fiscal_year, status, cu
        state = EXCLUDED.state"""
 
 
-async def known_event_ids(conn: asyncpg.Connection, tables: TableSet, event_ids: list[UUID]) -> set[UUID]:
-    """The ids among ``event_ids`` already stored in ``tables.events``."""
-    rows = await conn.fetch(f"SELECT event_id FROM {tables.events} WHERE event_id = ANY($1::uuid[])", event_ids)
-    return {r[0] for r in rows}
+@dataclass(frozen=True, slots=True)
+class Known:
+    """An event id already chained: its Renja, chain ``position`` and ``event_hash`` (of the bytes first
+    stored under that id, so a later record with the same id and other bytes can be told apart)."""
+
+    renja_id: UUID
+    position: int
+    event_hash: str
+
+
+async def known_event_ids(conn: asyncpg.Connection, tables: TableSet, event_ids: list[UUID]) -> dict[UUID, Known]:
+    """The ids among ``event_ids`` already stored in ``tables.events``, with where and what was stored."""
+    rows = await conn.fetch(
+        f"SELECT event_id, renja_id, position, event_hash FROM {tables.events} WHERE event_id = ANY($1::uuid[])",
+        event_ids,
+    )
+    return {r[0]: Known(r[1], r[2], r[3]) for r in rows}
+
+
+ANOMALY_COLUMNS: tuple[str, ...] = (
+    "kafka_partition",
+    "kafka_offset",
+    "event_id",
+    "renja_id",
+    "position",
+    "kind",
+    "step_number",
+    "message",
+    "event_type",
+    "actor_role",
+    "occurred_at",
+)
+"""The columns of an ``audit_anomalies`` row as :func:`insert_anomalies` takes it, in order."""
+
+
+async def insert_anomalies(conn: asyncpg.Connection, tables: TableSet, rows: list[tuple[Any, ...]]) -> None:
+    """Record ``rows`` (``ANOMALY_COLUMNS`` order), once per Kafka record."""
+    columns = ", ".join(ANOMALY_COLUMNS)
+    params = ", ".join(f"${i}" for i in range(1, len(ANOMALY_COLUMNS) + 1))
+    await conn.executemany(
+        f"INSERT INTO {tables.anomalies} ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING",
+        rows,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnomaly:
+    """One ``audit_anomalies`` row (see migration ``audit_0004``)."""
+
+    kind: str
+    position: int | None
+    step_number: int | None
+    message: str
+    event_id: str
+    event_type: str
+    actor_role: str
+    occurred_at: datetime
+    partition: int
+    offset: int
+
+
+async def load_anomalies(
+    conn: asyncpg.Connection, renja_id: UUID, tables: TableSet = LIVE, *, position: int | None = None
+) -> list[StoredAnomaly]:
+    """The anomalies recorded for one Renja, in log order (up to chain ``position`` when given)."""
+    query = (
+        f"SELECT kind, position, step_number, message, event_id, event_type, actor_role, occurred_at,"
+        f" kafka_partition, kafka_offset FROM {tables.anomalies} WHERE renja_id = $1"
+    )
+    args: list[Any] = [renja_id]
+    if position is not None:
+        query += " AND position <= $2"
+        args.append(position)
+    rows = await conn.fetch(query + " ORDER BY kafka_partition, kafka_offset", *args)
+    return [
+        StoredAnomaly(
+            r["kind"], r["position"], r["step_number"], r["message"], str(r["event_id"]), r["event_type"],
+            r["actor_role"], r["occurred_at"], r["kafka_partition"], r["kafka_offset"],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+async def anomaly_counts(conn: asyncpg.Connection, tables: TableSet = LIVE) -> dict[str, int]:
+    """``{kind: rows}`` over the whole projection."""
+    rows = await conn.fetch(f"SELECT kind, count(*) FROM {tables.anomalies} GROUP BY kind")
+    return {r[0]: int(r[1]) for r in rows}
 
 
 async def load_heads(conn: asyncpg.Connection, tables: TableSet, renja_ids: list[UUID]) -> list[asyncpg.Record]:

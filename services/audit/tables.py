@@ -1,6 +1,6 @@
 """The names of the audit projection's tables, and the operations on a whole set of them.
 
-One copy of the projection is four tables (``BASE_TABLES``); the live copy has the bare names, a
+One copy of the projection is five tables (``BASE_TABLES``); the live copy has the bare names, a
 rebuild writes a copy with a suffix (``audit_events_rebuild``, …) and swaps it in by renaming. Every
 module that writes or reads the projection names its tables through a :class:`TableSet`, so the live
 fold and a rebuild run the same SQL against different copies.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-BASE_TABLES: tuple[str, ...] = ("audit_events", "audit_cycles", "audit_offsets", "audit_rejects")
+BASE_TABLES: tuple[str, ...] = ("audit_events", "audit_cycles", "audit_offsets", "audit_rejects", "audit_anomalies")
 """The projection's tables; a rebuild creates each again with a suffix and swaps them in by renaming."""
 
 
@@ -37,6 +37,10 @@ class TableSet:
     @property
     def rejects(self) -> str:
         return f"audit_rejects{self.suffix}"
+
+    @property
+    def anomalies(self) -> str:
+        return f"audit_anomalies{self.suffix}"
 
     @property
     def all(self) -> tuple[str, ...]:

@@ -10,6 +10,11 @@ Three checks, each naming the first chain position (1-based) that differs:
   here);
 - ``signed_head``: for a completed Renja, the audit's Ed25519-signed head still verifies and the stored
   chain (and the log) still reach it with the same hash, so a cut-off tail is detected even without Kafka.
+
+The report also lists the Renja's anomalies (``audit_anomalies``): events that are intact but that the
+SOP would not have decided where they stand. They do not make a chain "not intact"; they are reported
+next to it. ``Integrity`` is the one-line verdict every read carries (timeline API and page): verified
+up to entry N, or tampered at entry N.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from services.audit.hashchain import (
     verify_chain,
 )
 from services.audit.logreader import read_from_start
-from services.audit.store import StoredEvent, load_cycle, load_stored, record_json
+from services.audit.store import StoredAnomaly, StoredEvent, load_anomalies, load_cycle, load_stored, record_json
 from shared.cloudevents import DecodeError, from_kafka
 
 
@@ -63,6 +68,7 @@ class VerifyReport:
     first_bad_event_id: str | None
     reason: str
     checks: list[CheckResult] = field(default_factory=list)
+    anomalies: list[StoredAnomaly] = field(default_factory=list)
 
     @property
     def position(self) -> int | None:
@@ -176,6 +182,7 @@ async def verify_renja(
         checks.append(_check("signed_head", result, *([log_chain] if log_chain else []), stored))
     failed = [c for c in checks if not c.ok]
     first = min(failed, key=lambda c: c.position or 0) if failed else None
+    anomalies = await load_anomalies(conn, renja_id)
     return VerifyReport(
         renja_id=str(renja_id),
         ok=not failed,
@@ -186,4 +193,38 @@ async def verify_renja(
         first_bad_event_id=first.event_id if first else None,
         reason="; ".join(f"{c.name}: {c.reason} (position {c.position})" for c in failed),
         checks=checks,
+        anomalies=anomalies,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Integrity:
+    """The verdict on one Renja's stored history, for every read: ``verified`` entries 1..N intact, or
+    ``tampered_at`` the first broken entry (1-based); ``message`` in English, ``message_id`` in Indonesian
+    (the page's). ``checks`` names the checks run (``projection``, ``signed_head``, ``kafka``)."""
+
+    ok: bool
+    entries: int
+    verified_entries: int
+    tampered_at: int | None
+    message: str
+    message_id: str
+    checks: tuple[str, ...]
+
+
+def integrity(report: VerifyReport) -> Integrity:
+    """The :class:`Integrity` of a verification report."""
+    names = tuple(c.name for c in report.checks)
+    if report.ok:
+        n = report.entries
+        return Integrity(True, n, n, None, f"verified up to entry {n}", f"Terverifikasi sampai entri {n}", names)
+    at = report.first_bad_position or 1
+    return Integrity(
+        False,
+        report.entries,
+        at - 1,
+        at,
+        f"tampered at entry {at}: {report.reason}",
+        f"Riwayat telah diubah pada entri {at}",
+        names,
     )
