@@ -95,7 +95,8 @@ def verify(
     renja_id: Annotated[UUID, typer.Argument(help="the Renja id")],
     kafka: Annotated[bool, typer.Option(help="also replay the Renja's events from Kafka")] = True,
 ) -> None:
-    """Check a Renja's hash chain (projection, Kafka log, signed head); exit 1 naming the first bad entry."""
+    """Check a Renja's hash chain (projection, Kafka log, signed head); exit 1 naming the first bad entry.
+    Anomalies (events the SOP would not have decided there) are listed; they do not fail the check."""
     settings = AuditSettings()
     public = load_signing_key(settings).public_key()
 
@@ -123,6 +124,11 @@ def verify(
                 f"(event {report.first_bad_event_id}): {report.reason}",
                 highlight=False,
             )
+        if report.anomalies:
+            console.print(f"[yellow]{len(report.anomalies)} anomalies[/yellow] (events kept in the chain):")
+        for a in report.anomalies:
+            where = "-" if a.position is None else str(a.position)
+            console.print(f"  position {where}: {a.kind}: {a.message} (event {a.event_id})", highlight=False)
         return report.ok
 
     if not asyncio.run(run()):
@@ -134,11 +140,16 @@ rebuild_app = typer.Typer(help="Rebuild a projection from the event log.", no_ar
 
 @rebuild_app.command("audit")
 def rebuild_audit(
-    force: Annotated[bool, typer.Option(help="swap in the rebuild even if it differs from the live tables")] = False,
+    force: Annotated[
+        bool, typer.Option(help="no longer needed: a differing projection is always restored from the log")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="rebuild and compare, but do not swap")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for the live projection to catch up")] = 60.0,
 ) -> None:
-    """Replay renja.events from offset 0 into fresh tables, compare with the live audit, swap atomically."""
+    """Replay renja.events from offset 0 into fresh tables, compare with the live audit, swap atomically.
+
+    The log is the truth: when the live tables differ, the rebuild replaces them all the same and the
+    damaged tables are kept in a new schema audit_damaged_<UTC time> for the investigation."""
     settings = AuditSettings()
     sop = load_sop(settings.sop_file)
     key = load_signing_key(settings)
@@ -172,9 +183,19 @@ def rebuild_audit(
         for table, (only_live, only_rebuild) in report.comparison.differences.items():
             mark = "same" if not (only_live or only_rebuild) else f"{only_live} only live, {only_rebuild} only rebuilt"
             console.print(f"  {table}: {mark}")
-        verdict = "equal" if report.equal else "DIFFERENT"
-        console.print(f"rebuild {verdict}; {'swapped in' if report.swapped else 'live tables kept'}")
-        return report.equal
+        if report.equal:
+            console.print(f"rebuild equal; {'swapped in' if report.swapped else 'live tables kept'}")
+            return True
+        if report.kept_in is not None:
+            console.print(
+                f"[red]the live audit tables differed from the log[/red]: restored from the log; the damaged "
+                f"tables are kept aside in schema {report.kept_in} for the investigation "
+                f"(e.g. SELECT * FROM {report.kept_in}.audit_events)",
+                highlight=False,
+            )
+            return True
+        console.print("rebuild DIFFERENT; live tables kept (--dry-run)")
+        return False
 
     if not asyncio.run(run()):
         raise typer.Exit(1)

@@ -17,9 +17,11 @@ from fastapi import FastAPI
 from services.audit.api import router
 from services.audit.keys import load_signing_key
 from services.audit.live import LiveProjection
+from services.audit.metrics import AnomalyCollector
 from services.audit.projector import Projector
 from services.audit.service import AuditService
 from services.audit.settings import AuditSettings
+from services.audit.store import anomaly_counts
 from services.audit.tables import LIVE
 from services.audit.versioning import ensure_projection_version
 from services.audit.workcalendar import calendar_from_sop
@@ -30,12 +32,15 @@ from shared.runtime import Runtime
 def create_app(settings: AuditSettings | None = None) -> FastAPI:
     """Build the app: ``uvicorn services.audit.main:create_app --factory --port 8106``."""
     cfg = settings or AuditSettings()
+    anomalies = AnomalyCollector()
 
     async def start(rt: Runtime) -> None:
         key = load_signing_key(cfg)
         calendar = calendar_from_sop(rt.sop)
         assert rt.pool is not None
         await ensure_projection_version(rt.pool)  # a new fold version refolds the log from offset 0
+        async with rt.pool.acquire() as conn:
+            anomalies.reset(await anomaly_counts(conn))
         app.state.audit = AuditService(settings=cfg, sop=rt.sop, pool=rt.pool, signing_key=key, calendar=calendar)
         projection = LiveProjection(
             pool=rt.pool,
@@ -43,6 +48,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             topic=cfg.event_topic,
             projector=Projector(rt.sop, key, LIVE),
             batch_max=cfg.projection_batch_max,
+            on_batch=lambda result: anomalies.add(result.anomalies),
         )
         rt.tasks.append(asyncio.create_task(projection.run(), name="audit-projection"))
         rt.projection_lag = lambda: projection.lag
@@ -60,4 +66,5 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         consume=False,
         state_route=False,
     )
+    app.state.metrics.registry.register(anomalies)
     return app

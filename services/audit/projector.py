@@ -45,9 +45,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.audit import store
 from services.audit.hashchain import (
     CHAIN_DOMAIN,
-    event_hash,
     GENESIS,
     Published,
+    event_hash,
     published_from_record,
     record_bytes,
     sign_head,

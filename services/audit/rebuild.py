@@ -10,8 +10,11 @@ Procedure (``rebuild``):
 4. in ONE transaction: lock the live tables against writers (readers go on), fold into the rebuild the
    records the live consumer folded meanwhile (so both end at the same offsets), compare every row of
    every table (``EXCEPT`` both ways: events with their hashes, cycles with their signed heads,
-   offsets, rejects) and, when equal (or ``force``), rename the rebuild tables into place and drop the
-   old ones. A difference leaves the live tables untouched and the rebuild tables for inspection.
+   offsets, rejects, anomalies) and rename the rebuild tables into place. When equal, the old tables
+   are dropped; when they differ, the log is the truth: the rebuild is swapped in all the same and the
+   damaged live tables are moved, whole, into a new schema ``audit_damaged_<UTC time>`` for the
+   investigation (``RebuildReport.kept_in``). Only ``swap=False`` (``--dry-run``) leaves the live tables
+   in place, and then the rebuild tables are left for inspection.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
@@ -27,7 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.audit.projector import Projector
 from services.audit.replay import Progress, fold_range, fresh_replay, replay_from_start
 from services.audit.store import stored_offsets
-from services.audit.tables import BASE_TABLES, LIVE, REBUILD, TableSet, drop_tables, swap_in
+from services.audit.tables import BASE_TABLES, LIVE, REBUILD, TableSet, drop_tables, swap_in, swap_in_keeping
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +50,8 @@ class Comparison:
 @dataclass
 class RebuildReport:
     """Outcome: ``records`` read from the log, ``events`` rows rebuilt, whether the two projections were
-    ``equal`` and whether the rebuild was ``swapped`` in; ``comparison`` per table; ``seconds`` spent."""
+    ``equal`` and whether the rebuild was ``swapped`` in; ``comparison`` per table; ``seconds`` spent;
+    ``kept_in``: the schema the differing (damaged) live tables were moved into, if any."""
 
     records: int
     events: int
@@ -55,6 +60,12 @@ class RebuildReport:
     comparison: Comparison
     seconds: float
     offsets: dict[int, int]
+    kept_in: str | None = None
+
+
+def damaged_schema(now: datetime) -> str:
+    """``audit_damaged_<YYYYmmdd_HHMMSS>`` (UTC) for damaged tables set aside at ``now`` (aware)."""
+    return f"audit_damaged_{now.astimezone(UTC):%Y%m%d_%H%M%S}"
 
 
 async def compare(conn: asyncpg.Connection, a: TableSet = LIVE, b: TableSet = REBUILD) -> Comparison:
@@ -81,7 +92,7 @@ async def _wait_for_live(conn: asyncpg.Connection, rebuilt: dict[int, int], wait
         if loop.time() > deadline:
             raise TimeoutError(
                 f"the live audit projection has not reached the rebuilt offsets {behind} within "
-                f"{wait_seconds:.0f} s; start the audit service (or rebuild with --force)"
+                f"{wait_seconds:.0f} s; start the audit service (or give it longer: --wait)"
             )
         await asyncio.sleep(0.2)
 
@@ -95,6 +106,7 @@ class _Settled:
     comparison: Comparison
     swapped: bool
     offsets: dict[int, int]
+    kept_in: str | None = None
 
 
 async def _settle(
@@ -106,7 +118,6 @@ async def _settle(
     *,
     batch_max: int,
     swap: bool,
-    force: bool,
     tick: Callable[[int], None],
 ) -> _Settled:
     """Step 4 of the procedure (module docstring), in one transaction on ``conn``."""
@@ -124,12 +135,16 @@ async def _settle(
                 consumer.seek(tp, end[tp])
             records, events = await fold_range(conn, consumer, tps, catch_up, projector, batch_max, tick)
         comparison = await compare(conn, LIVE, projector.tables)
-        swapped = False
-        if swap and (comparison.equal or force):
+        kept_in = None
+        if swap and comparison.equal:
             await swap_in(conn, projector.tables)
-            swapped = True
-        final = await stored_offsets(conn, LIVE if swapped else projector.tables)
-    return _Settled(records, events, comparison, swapped, final)
+        elif swap:
+            # the log is the truth: restore from it, and keep what was served for the investigation
+            kept_in = damaged_schema(datetime.now(UTC))
+            await swap_in_keeping(conn, projector.tables, kept_in)
+            log.warning("audit_projection_restored", kept_in=kept_in, differences=comparison.differences)
+        final = await stored_offsets(conn, LIVE if swap else projector.tables)
+    return _Settled(records, events, comparison, swap, final, kept_in)
 
 
 async def rebuild(
@@ -149,7 +164,9 @@ async def rebuild(
     """Rebuild into ``projector.tables`` (must not be LIVE), compare with the live tables, swap if asked.
 
     ``swap=False``: build and compare only (the live tables are not locked beyond the comparison).
-    ``force=True``: swap even if the comparison differs (the log is the source of truth).
+    ``swap=True`` swaps whether or not the comparison differs (the log is the source of truth); differing
+    live tables are kept in a new schema (``RebuildReport.kept_in``). ``force`` is accepted for old callers
+    and changes nothing.
     Raises ``TimeoutError`` if the live projection does not reach the rebuilt offsets within
     ``live_wait_seconds`` (is the audit service running?), ``LookupError`` for a missing topic.
     ``workers``/``dsn``: as for :func:`~services.audit.replay.replay_into` (the replay phase only).
@@ -173,13 +190,14 @@ async def rebuild(
 
         async with pool.acquire() as conn:
             await _wait_for_live(conn, {tp.partition: end[tp] for tp in tps}, live_wait_seconds)
-            settled = await _settle(
-                conn, consumer, projector, tps, end, batch_max=batch_max, swap=swap, force=force, tick=tick
-            )
+            settled = await _settle(conn, consumer, projector, tps, end, batch_max=batch_max, swap=swap, tick=tick)
     records, events = records + settled.records, events + settled.events
     equal, swapped, seconds = settled.comparison.equal, settled.swapped, loop.time() - started
-    log.info("audit_rebuilt", records=records, events=events, equal=equal, swapped=swapped, seconds=seconds)
-    return RebuildReport(records, events, equal, swapped, settled.comparison, seconds, settled.offsets)
+    log.info(
+        "audit_rebuilt", records=records, events=events, equal=equal, swapped=swapped, seconds=seconds,
+        kept_in=settled.kept_in,
+    )  # fmt: skip
+    return RebuildReport(records, events, equal, swapped, settled.comparison, seconds, settled.offsets, settled.kept_in)
 
 
 async def rebuild_equals_live(

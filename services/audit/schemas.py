@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from services.audit.timeline import OpenStep, Timeline, TimelineEntry
 from services.audit.store import StoredAnomaly
+from services.audit.timeline import OpenStep, Timeline, TimelineEntry
 from services.audit.verify import Integrity, VerifyReport
 from shared.sop import SopDefinition
 

@@ -64,6 +64,17 @@ async def drop_tables(conn: asyncpg.Connection, target: TableSet) -> None:
         await conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+async def swap_in_keeping(conn: asyncpg.Connection, target: TableSet, schema: str) -> None:
+    """Inside the caller's transaction: live tables moved into a new schema ``schema`` (kept, with their
+    indexes, for an investigation), ``target`` → live names. ``schema`` must be a plain lowercase name."""
+    if not schema.replace("_", "").isalnum() or schema.lower() != schema:
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    for base in BASE_TABLES:
+        await conn.execute(f"ALTER TABLE {base} SET SCHEMA {schema}")
+        await conn.execute(f"ALTER TABLE {base}{target.suffix} RENAME TO {base}")
+
+
 async def swap_in(conn: asyncpg.Connection, target: TableSet) -> None:
     """Inside the caller's transaction: live tables → ``*_old`` (dropped), ``target`` → live names."""
     for base in BASE_TABLES:
