@@ -130,23 +130,29 @@ def check_shown(truth: list[Published], stored: list[StoredEvent]) -> VerifyResu
 
 
 def _projection_check(stored: list[StoredEvent], recomputed: list[ChainEntry]) -> CheckResult:
-    """The stored hashes against the stored bytes, then the shown events against the stored bytes."""
-    result = verify_chain([s.entry for s in stored], recomputed)
-    if result.ok:
-        result = check_shown([s.published for s in stored], stored)
+    """The stored hashes against the stored bytes, and the shown events against the stored bytes: the
+    first position where either fails (an edited event before deleted rows is named, not the gap)."""
+    result = _first_failure(
+        verify_chain([s.entry for s in stored], recomputed), check_shown([s.published for s in stored], stored)
+    )
     return _check("projection", result, stored)
+
+
+def _first_failure(*results: VerifyResult) -> VerifyResult:
+    """The failed result with the lowest position (OK if none failed)."""
+    failed = [r for r in results if not r.ok]
+    return min(failed, key=lambda r: r.first_bad_position or 0) if failed else OK
 
 
 def _kafka_check(
     log: list[Published], log_chain: list[ChainEntry], stored: list[StoredEvent], recomputed: list[ChainEntry]
 ) -> CheckResult:
-    """The log's chain against the chain of the stored bytes, then against the stored hashes, then the
-    shown events against the log's records."""
+    """The log's chain against the chain of the stored bytes, then against the stored hashes; and the
+    shown events against the log's records: the first position where the chains or the shown events fail."""
     result = verify_chain(log_chain, recomputed)
     if result.ok:
         result = verify_chain(log_chain, [s.entry for s in stored])
-    if result.ok:
-        result = check_shown(log, stored)
+    result = _first_failure(result, check_shown(log, stored))
     return _check("kafka", result, log_chain, stored)
 
 
