@@ -7,19 +7,19 @@ publishes), so they look valid to every reader; what is wrong is where they stan
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from services.approvals.main import create_app as create_approvals
 from services.approvals.settings import ApprovalsSettings
-from services.audit.projector import Projector
-from services.audit.rebuild import rebuild
-from services.audit.tables import REBUILD
 from shared.dlq import read_topic
-from tests.integration.test_audit_projection import SOP, START, audit_service, create_key, publish, wait_rows
+from tests.integration.test_audit_projection import SOP, START, audit_service, publish, wait_rows
 from tests.kit.driver import cycle_events
 from tests.kit.metrics import value, wait_metric
 from tests.kit.servicekit import run_service
@@ -123,25 +123,28 @@ async def test_a_tampered_history_is_served_as_tampered_and_a_rebuild_restores_i
         csv_page = await client.get(f"/renja/{renja}/timeline.csv", headers=headers)
         assert csv_page.status_code == 200
 
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        # a plain `renja rebuild audit` (no --force) restores from the log and keeps the damage aside
+        env = {
+            "RENJA_POSTGRES_DATABASE": dsn.rsplit("/", 1)[1],
+            "RENJA_EVENT_TOPIC": topic,
+            "RENJA_RUN_DIR": str(tmp_path),
+        }
+        out = await asyncio.to_thread(CliRunner().invoke, cli_app, ["rebuild", "audit"], env=env)
+        assert out.exit_code == 0, out.output
+        assert "audit_events: 1 only live, 3 only rebuilt" in out.output  # 1 altered; it and 2 deleted, restored
+        assert "restored from the log" in out.output
+        found = re.search(r"kept aside in schema (audit_damaged_\d{8}_\d{6})", out.output)
+        assert found is not None, out.output
+        conn = await asyncpg.connect(dsn)
         try:
-            report = await rebuild(
-                pool,
-                bootstrap=settings.kafka_bootstrap,
-                topic=topic,
-                projector=Projector(SOP, create_key(settings), REBUILD, keep_cache=True),
+            kept = await conn.fetch(
+                f"SELECT position, event->'actor'->>'name' AS name FROM {found[1]}.audit_events"
+                " WHERE renja_id = $1 ORDER BY position",
+                renja,
             )
-            assert not report.equal and report.swapped and report.kept_in is not None
-            assert report.comparison.differences["audit_events"] == (1, 3)  # 1 altered; 1 + 2 restored
-            async with pool.acquire() as conn:
-                kept = await conn.fetch(
-                    f"SELECT position, event->'actor'->>'name' AS name FROM {report.kept_in}.audit_events"
-                    " WHERE renja_id = $1 ORDER BY position",
-                    renja,
-                )
-                live = await conn.fetchval("SELECT count(*) FROM audit_events WHERE renja_id = $1", renja)
+            live = await conn.fetchval("SELECT count(*) FROM audit_events WHERE renja_id = $1", renja)
         finally:
-            await pool.close()
+            await conn.close()
         assert [r["position"] for r in kept] == [p for p in range(1, len(done) + 1) if p not in (11, 12)]
         assert dict((r["position"], r["name"]) for r in kept)[8] == "Orang Lain"
         assert live == len(done)
