@@ -31,6 +31,8 @@ class CyclePublic(BaseModel):
     first_at: datetime
     last_at: datetime
     head_signed: bool
+    anomalies: int = 0
+    """Events flagged on this Renja (``GET /renja/{id}/timeline`` lists them)."""
 
 
 class StepStandardPublic(BaseModel):

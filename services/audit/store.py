@@ -104,10 +104,12 @@ async def load_cycle(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet 
 
 
 async def list_cycles(conn: asyncpg.Connection, tables: TableSet = LIVE) -> list[asyncpg.Record]:
-    """Every Renja cycle the audit has seen, oldest first."""
+    """Every Renja cycle the audit has seen, oldest first, with how many anomalies were flagged on it."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT renja_id, opd, fiscal_year, status, current_step, events, first_at, last_at,"
-        f" signed_position IS NOT NULL AS head_signed FROM {tables.cycles} ORDER BY first_at, renja_id"
+        f" signed_position IS NOT NULL AS head_signed,"
+        f" (SELECT count(*) FROM {tables.anomalies} a WHERE a.renja_id = c.renja_id)::int AS anomalies"
+        f" FROM {tables.cycles} c ORDER BY first_at, renja_id"
     )
     return rows
 

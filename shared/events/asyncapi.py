@@ -63,9 +63,11 @@ DLQ_REASONS: tuple[str, ...] = (
     "missing_key",
     "header_mismatch",
     "bad_header",
+    "out_of_order",
     "handler_error",
 )
-"""``dlq_reason`` values: ``shared.cloudevents.DecodeError.reason`` codes, and ``handler_error`` when the
+"""``dlq_reason`` values: ``shared.cloudevents.DecodeError.reason`` codes, ``out_of_order`` for a valid
+event the SOP does not allow where it stands (``shared.sop.UnfoldableEvent``), and ``handler_error`` when the
 consuming service's own handler failed (``shared.inbox``). An event type the consumer does not know
 (``unknown_type``) is skipped, never dead-lettered: a newer producer may publish it first."""
 

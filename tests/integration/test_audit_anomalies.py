@@ -56,6 +56,9 @@ async def test_out_of_order_events_are_anomalies_for_the_audit_and_dead_letters_
         assert kinds == {("out_of_order", 4), ("duplicate_id", 1)}
         assert body["integrity"]["ok"] and body["integrity"]["message"] == "verified up to entry 4"
 
+        cycles = {c["renja_id"]: c["anomalies"] for c in (await client.get("/cycles", headers=headers)).json()}
+        assert cycles == {str(renja): 2, str(phantom.renja_id): 1}
+
         verified = (await client.get(f"/renja/{renja}/verify", headers=headers)).json()
         assert verified["ok"]  # the chain is intact: the events are on the log; the flags say what they mean
         assert {a["kind"] for a in verified["anomalies"]} == {"out_of_order", "duplicate_id"}
