@@ -22,7 +22,7 @@ from shared.events import EVENT_TYPES
 from shared.events.asyncapi import ASYNCAPI_FILE, BUNDLED_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
 from shared.events.schema import SCHEMA_DIR
 from shared.inbox import dlq_headers
-from shared.sop import load_sop
+from shared.sop import anomaly, load_sop
 from tests.kit.factories import directive
 
 pytestmark = pytest.mark.unit
@@ -142,7 +142,8 @@ def test_dead_letter_headers_we_produce_validate(doc: dict[str, Any]) -> None:
 
 
 def test_every_dead_letter_reason_is_one_the_code_can_give() -> None:
-    code = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in (cloudevents, inbox))
+    # the decoder's codes, the inbox's handler_error, and the services' refusal (shared.sop.UnfoldableEvent)
+    code = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in (cloudevents, inbox, anomaly))
     assert [r for r in DLQ_REASONS if f'"{r}"' not in code] == []
 
 
