@@ -289,7 +289,7 @@ def fold_rows(records: list[ConsumerRecord[bytes, bytes]]) -> list[tuple[Any, ..
     projector = Projector(load_sop(), FOLD_KEY)
     batch = decode_batch(records)
     assert not batch.rejects and not batch.skipped
-    rows, touched = projector._fold(batch.events, set(), BatchResult())
+    rows, touched, _ = projector._fold(batch.events, {}, BatchResult())
     return rows + projector._cycle_rows(touched)
 
 

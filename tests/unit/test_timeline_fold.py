@@ -300,6 +300,6 @@ def test_the_stored_step_of_a_raced_paraf_is_none_as_on_the_page() -> None:
         for i, r in enumerate(records)
     ]  # fmt: skip
     batch = decode_batch(consumed)
-    rows, _ = Projector(SOP, Ed25519PrivateKey.generate())._fold(batch.events, set(), BatchResult())
+    rows, _, _ = Projector(SOP, Ed25519PrivateKey.generate())._fold(batch.events, {}, BatchResult())
     column = EVENT_COLUMNS.index("step_number")
     assert [row[column] for row in rows] == [*range(1, 9), None, None]  # …, RenjaCancelled, the raced paraf
