@@ -6,7 +6,7 @@ the "next actor" mail when a step becomes due. Nothing here talks to SMTP or HTT
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -23,10 +23,12 @@ log = structlog.get_logger(__name__)
 
 def reactions(settings: NotifierSettings, sop: SopDefinition) -> Reactions:
     """The same reaction for every event type, consumed or its own (``reactions`` of ``build_service_app``):
-    every event may match a webhook subscription and may make a step due."""
+    every event may match a webhook subscription and may make a step due. "Now" is the settings' clock
+    (real, or the simulated office clock: ``shared.clock``)."""
+    clock = settings.clock()
 
     async def react(conn: asyncpg.Connection, event: Event, state: RenjaState) -> None:
-        await apply_events(conn, [event], state, settings, sop, now=datetime.now(UTC))
+        await apply_events(conn, [event], state, settings, sop, now=clock.now())
 
     return {event_class: react for event_class in EVENT_TYPES.values()}
 
