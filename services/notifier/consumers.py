@@ -62,6 +62,7 @@ async def apply_events(
             await queue_timer_mails(conn, event, state, settings, sop)
     if events:
         await notify_next_actor(conn, events[-1], state, settings, sop, now=now)
+    if events and settings.timers_enabled:
         cal = calendar or calendar_from_sop(sop)
         await timers.plan(conn, events[-1], state, sop, cal, share=settings.reminder_share, now=now)
 

@@ -44,7 +44,8 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
             calendar=calendar_from_sop(rt.sop),
         )
         app.state.notifier.scheduler = scheduler
-        rt.tasks.append(asyncio.create_task(scheduler.run(), name="timer-scheduler"))
+        if cfg.timers_enabled:
+            rt.tasks.append(asyncio.create_task(scheduler.run(), name="timer-scheduler"))
 
     app = build_service_app(
         cfg,

@@ -60,6 +60,7 @@ class NotifierSettings(ServiceSettings):
 
     # Step timers (mutu baku, services.notifier.timers): the reminder at this share of a step's standard,
     # the scheduler's poll (wall seconds), and when a pending timer counts as late to fire (wall seconds).
+    timers_enabled: bool = True  # False: plan no step timers and run no scheduler (tests of other features)
     reminder_share: float = Field(default=0.8, gt=0, le=1)
     timer_poll_seconds: float = Field(default=1.0, gt=0)
     timer_batch_max: int = Field(default=100, ge=1)
