@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, demo, dlq, findings, stack, tokens
+from cli import audit, demo, dlq, findings, stack, timers, tokens
 
 app = typer.Typer(
     name="renja",
@@ -36,6 +36,9 @@ app.add_typer(dlq.dlq_app, name="dlq")
 
 # Findings of a draft (services/documents).
 app.command("findings")(findings.findings)
+
+# The notifier's step timers (mutu baku): pending, fired, late.
+app.command("timers")(timers.timers)
 
 # The main job: one whole Renja cycle through the HTTP APIs, then the auditor's view.
 app.command("demo")(demo.demo)

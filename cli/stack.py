@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
@@ -24,11 +25,33 @@ def _quiet_client_logs() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 
-def up() -> None:
-    """Start (or repair) the local stack: Postgres, Kafka, topics, mail sink, services. Idempotent."""
+def up(
+    clock: str | None = typer.Option(
+        None,
+        "--clock",
+        help="Run every service on a simulated office clock starting at this instant (ISO 8601 with offset, "
+        "e.g. 2023-05-15T08:00+07:00). Development only: production refuses it.",
+    ),
+    speed: float = typer.Option(1.0, "--speed", min=0.001, help="Simulated seconds per wall second (--clock)."),
+) -> None:
+    """Start (or repair) the local stack: Postgres, Kafka, topics, mail sink, services. Idempotent.
+
+    With ``--clock`` the services started now share one simulated clock (``shared.clock``; services already
+    running keep theirs: ``renja down`` first). The epoch
+    is the wall time of this command, passed to every process with the start and the speed.
+    """
     _quiet_client_logs()
     try:
-        asyncio.run(stack.up(StackSettings(), echo=typer.echo))
+        settings = StackSettings()
+        if clock is not None:
+            start = datetime.fromisoformat(clock)
+            if start.tzinfo is None:
+                raise typer.BadParameter("--clock needs a UTC offset, e.g. 2023-05-15T08:00+07:00")
+            settings = settings.model_copy(
+                update={"clock_start": start, "clock_speed": speed, "clock_epoch": datetime.now(UTC)}
+            )
+            typer.echo(f"simulated clock: {start.isoformat()} x{speed:g} (RENJA_CLOCK_START/SPEED/EPOCH)")
+        asyncio.run(stack.up(settings, echo=typer.echo))
     except stack.StackError as exc:
         typer.echo(f"up failed: {exc}", err=True)
         raise typer.Exit(code=1) from exc

@@ -60,7 +60,9 @@ def build_service_app(
     configure_logging(settings.service, settings.log_level)
     sop = load_sop(settings.sop_file)
     rt = Runtime(
-        settings=settings, sop=sop, commands=CommandUnit(lambda: rt.require_pool(), service=settings.service, sop=sop)
+        settings=settings,
+        sop=sop,
+        commands=CommandUnit(lambda: rt.require_pool(), service=settings.service, sop=sop, clock=settings.clock().now),
     )
     reaction_map: Reactions = dict(reactions(rt)) if reactions is not None else {}
     rt.commands.reactions = reaction_map

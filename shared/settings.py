@@ -17,9 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.clock import Clock, clock_of
 from shared.manifest import BY_NAME, DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_group_of, database_of
 
 DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
@@ -63,6 +64,21 @@ class ServiceSettings(BaseSettings):
     service_host: str = "127.0.0.1"
     service_ports: dict[str, int] = Field(default_factory=dict, description="JSON, as in the local stack")
 
+    # The simulated office clock (shared.clock), for development, tests and the demo; refused in production.
+    # RENJA_CLOCK_START: the simulated instant at wall-clock RENJA_CLOCK_EPOCH; RENJA_CLOCK_SPEED: simulated
+    # seconds per wall second. Unset start = the real clock.
+    clock_start: AwareDatetime | None = None
+    clock_speed: float = Field(default=1.0, gt=0)
+    clock_epoch: AwareDatetime | None = None
+
+    def clock(self) -> Clock:
+        """This process's clock: real, or simulated from ``clock_start``/``clock_speed``/``clock_epoch``."""
+        if self._clock is None:
+            self._clock = clock_of(self.clock_start, self.clock_speed, self.clock_epoch)
+        return self._clock
+
+    _clock: Clock | None = None
+
     @property
     def database(self) -> str:
         """``postgres_database``, else the database the manifest gives this service (else its name)."""
@@ -97,6 +113,11 @@ class ServiceSettings(BaseSettings):
     def _refuse_unsafe_defaults(self) -> ServiceSettings:
         if self.environment == "production" and self.jwt_jwks_url is None and self.jwt_secret == DEV_JWT_SECRET:
             raise ValueError("production needs RENJA_JWT_JWKS_URL or a private RENJA_JWT_SECRET")
+        if self.environment == "production" and self.clock_start is not None:
+            raise ValueError(
+                "production refuses the simulated clock: unset RENJA_CLOCK_START (and RENJA_CLOCK_SPEED, "
+                "RENJA_CLOCK_EPOCH); events must record real time"
+            )
         return self
 
 

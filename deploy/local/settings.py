@@ -11,9 +11,10 @@ machine or CI run: loopback only, trust authentication, replication factor 1.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared import manifest
@@ -76,6 +77,13 @@ class StackSettings(BaseSettings):
     # Services (uvicorn processes, one per service module that exists).
     service_host: str = "127.0.0.1"
     service_ports: dict[str, int] = Field(default_factory=manifest.default_ports)
+
+    # The simulated office clock (shared.clock) every service of the stack reads: ``renja up --clock
+    # 2023-05-15T08:00+07:00 --speed 600`` sets all three (the epoch = the wall time of that ``up``), so every
+    # process computes the same simulated time. Unset start = the real clock.
+    clock_start: AwareDatetime | None = None
+    clock_speed: float = Field(default=1.0, gt=0)
+    clock_epoch: AwareDatetime | None = None
 
     # Bounded waits, in seconds, for a component to become healthy after start.
     postgres_start_timeout_s: float = 60.0
@@ -160,6 +168,11 @@ class StackSettings(BaseSettings):
         """
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
+            if value is None:  # unset (e.g. the real clock): leave the child's default
+                continue
+            if isinstance(value, datetime):
+                env[f"RENJA_{name.upper()}"] = value.isoformat()
+                continue
             rendered = json.dumps(value) if isinstance(value, dict | tuple | list) else str(value)
             env[f"RENJA_{name.upper()}"] = rendered
         return env

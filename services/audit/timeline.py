@@ -43,7 +43,15 @@ from typing import Any, Literal
 from uuid import UUID
 
 from services.audit.workcalendar import WorkCalendar
-from shared.events import Actor, DraftReturned, Event, ReceiptRecorded, RenjaCancelled
+from shared.events import (
+    Actor,
+    DraftReturned,
+    Event,
+    ReceiptRecorded,
+    RenjaCancelled,
+    StepOverdue,
+    StepReminderDue,
+)
 from shared.sop import SHIPPED_PLAN, RenjaState, SopDefinition, evolve
 
 IGNORED_NOTE = "Tidak berlaku: Renja sudah dibatalkan"
@@ -254,6 +262,18 @@ def _note(event: Event) -> str:
         return f"Dibatalkan: {event.reason}"
     if isinstance(event, ReceiptRecorded):
         return f"Diterima oleh {event.recipient}" + (f" ({event.received_by})" if event.received_by else "")
+    # The notifier's timer notices are informational: they complete no step and change no state.
+    if isinstance(event, StepReminderDue):
+        return (
+            f"Pengingat: langkah {event.step} ({event.role}) sudah {event.working_minutes:.0f} dari "
+            f"{event.standard_minutes} menit kerja mutu baku"
+        )
+    if isinstance(event, StepOverdue):
+        escalated = f"; diteruskan ke {event.escalated_to}" if event.escalated_to else ""
+        return (
+            f"Terlambat: langkah {event.step} ({event.role}) melewati mutu baku {event.standard_minutes} menit "
+            f"kerja ({event.working_minutes:.0f} menit kerja){escalated}"
+        )
     return ""
 
 

@@ -20,7 +20,7 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "5"
+PROJECTION_VERSION = "6"
 """2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
@@ -32,7 +32,10 @@ completed), so an event that raced a cancellation is stored with no step, as the
 ``RenjaState`` carries ``opd_code``: the stored cycle states change, so the audit refolds.
 5: the fold also records anomalies (``audit_anomalies``, migration ``audit_0004``: ``shared.sop.classify``
 and a repeated event id with other bytes), so the audit refolds to flag the events already in the log.
-No hash changes: flagged events stay in their chains as before."""
+No hash changes: flagged events stay in their chains as before.
+6: the notifier's timer notices ``renja.StepReminderDue.v1`` / ``renja.StepOverdue.v1`` are new types: the
+previous audit skipped them as unknown, this one chains them and shows them on the timeline as
+informational entries (no step, no state change)."""
 
 _KEY = "projection_version"
 

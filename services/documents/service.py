@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -183,7 +183,7 @@ class DocumentsService:
         still this actor's turn."""
         for r in got:
             await self.files.put(r.data)
-        now = datetime.now(UTC)
+        now = self.commands.clock()
         async with self.pool().acquire() as conn, conn.transaction():
             # The row lock orders this write against a concurrent "collection complete" on the same Renja.
             state, _ = await load_state(conn, renja_id, for_update=True)
@@ -321,7 +321,7 @@ class DocumentsService:
             renja_id=call.renja_id, meta=meta, content_sha256=content_sha256(rows, meta), rows=tuple(rows),
             pagu_total=pagu_total(rows), findings=tuple(findings), pdf_sha256=pdf.sha256, pdf_size=pdf.size_bytes,
             docx_sha256=docx.sha256, docx_size=docx.size_bytes, created_by=f"{call.actor.name} ({call.actor.nip})",
-            created_at=datetime.now(UTC), based_on_version=based_on.meta.version if based_on else None,
+            created_at=self.commands.clock(), based_on_version=based_on.meta.version if based_on else None,
             meeting_id=state.meeting_id if stage == "akhir" else None,
             notulen_sha256=state.notulen_sha256 if stage == "akhir" else None,
             applied_changes=tuple(applied), note=note,

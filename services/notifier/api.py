@@ -20,6 +20,8 @@ from services.notifier.schemas import (
     ReceiptConfirm,
     ReceiptCreate,
     ReceiptTokenPublic,
+    TimerPublic,
+    TimersHealth,
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryPublic,
@@ -195,3 +197,32 @@ async def list_deliveries(
     webhook_id: UUID, _: Annotated[Actor, Depends(WEBHOOK_READ)], notifier: NotifierDep
 ) -> list[WebhookDeliveryPublic]:
     return await notifier.deliveries(webhook_id)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Step timers (mutu baku)
+# ---------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/timers",
+    response_model=list[TimerPublic],
+    tags=["timers"],
+    summary="Step timers: pending (earliest first) or fired notices (latest first) (any role)",
+)
+async def list_timers(
+    _: Annotated[Actor, Depends(ANY_ROLE)], notifier: NotifierDep, fired: bool = False, limit: int = 200
+) -> list[TimerPublic]:
+    return await notifier.timers(fired=fired, limit=max(1, min(limit, 1000)))
+
+
+@router.get(
+    "/timers/health",
+    response_model=TimersHealth,
+    tags=["timers", "ops"],
+    summary="Timers late to fire (503 when any is late beyond RENJA_TIMER_LATE_SECONDS) (no auth)",
+    responses={503: {"model": TimersHealth, "description": "timers are late to fire"}},
+)
+async def timers_health(notifier: NotifierDep) -> JSONResponse:
+    health = await notifier.timers_health()
+    return JSONResponse(status_code=200 if health.healthy else 503, content=health.model_dump(mode="json"))

@@ -6,27 +6,31 @@ the "next actor" mail when a step becomes due. Nothing here talks to SMTP or HTT
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 
-from services.notifier import store
-from services.notifier.messages import next_actor_mail
+from services.notifier import store, timers
+from services.notifier.messages import next_actor_mail, timer_mail
 from services.notifier.settings import NotifierSettings
 from shared.command import Reactions
-from shared.events import EVENT_TYPES, Distributed, Event, ReceiptRecorded
+from shared.events import EVENT_TYPES, Distributed, Event, ReceiptRecorded, StepOverdue, StepReminderDue
 from shared.sop import RenjaState, SopDefinition, next_step
+from shared.workcalendar import WorkCalendar, calendar_from_sop
 
 log = structlog.get_logger(__name__)
 
 
 def reactions(settings: NotifierSettings, sop: SopDefinition) -> Reactions:
     """The same reaction for every event type, consumed or its own (``reactions`` of ``build_service_app``):
-    every event may match a webhook subscription and may make a step due."""
+    every event may match a webhook subscription and may make a step due. "Now" is the settings' clock
+    (real, or the simulated office clock: ``shared.clock``)."""
+    clock = settings.clock()
+    calendar = calendar_from_sop(sop)
 
     async def react(conn: asyncpg.Connection, event: Event, state: RenjaState) -> None:
-        await apply_events(conn, [event], state, settings, sop, now=datetime.now(UTC))
+        await apply_events(conn, [event], state, settings, sop, now=clock.now(), calendar=calendar)
 
     return {event_class: react for event_class in EVENT_TYPES.values()}
 
@@ -39,11 +43,13 @@ async def apply_events(
     sop: SopDefinition,
     *,
     now: datetime,
+    calendar: WorkCalendar | None = None,
 ) -> None:
-    """Webhooks, projection and next-actor notice for ``events`` (``state`` = after all of them).
+    """Webhooks, projection, step timers and notices for ``events`` (``state`` = after all of them).
 
-    Runs for consumed events (consumer) AND for the notifier's own events (step 11, the command unit);
-    the consumer skips the latter because the command path already wrote their inbox rows.
+    Runs for consumed events (consumer) AND for the notifier's own events (step 11 and the timers'
+    notices, through the command unit); the consumer skips the latter because the command path already
+    wrote their inbox rows. ``calendar``: the working-minute calendar of the timers (default: the SOP's).
     """
     for event in events:
         await store.queue_webhooks(conn, event)
@@ -51,8 +57,38 @@ async def apply_events(
             await store.project_distribution(conn, event)
         elif isinstance(event, ReceiptRecorded):
             await store.project_receipt(conn, event)
+        elif isinstance(event, StepReminderDue | StepOverdue):
+            await timers.mark_fired(conn, event, fired_by=settings.instance_name, now=now)
+            await queue_timer_mails(conn, event, state, settings, sop)
     if events:
         await notify_next_actor(conn, events[-1], state, settings, sop, now=now)
+    if events and settings.timers_enabled:
+        cal = calendar or calendar_from_sop(sop)
+        await timers.plan(conn, events[-1], state, sop, cal, share=settings.reminder_share, now=now)
+
+
+async def queue_timer_mails(
+    conn: asyncpg.Connection,
+    event: StepReminderDue | StepOverdue,
+    state: RenjaState,
+    settings: NotifierSettings,
+    sop: SopDefinition,
+) -> int:
+    """Mail a timer notice: the reminder to the step's role, the overdue notice also to the role's superior
+    (``timers.SUPERIOR``: staf → kasubag_pp → sekretaris → kepala_badan). Returns how many were queued."""
+    roles = [event.role]
+    if isinstance(event, StepOverdue) and event.escalated_to:
+        roles.append(event.escalated_to)
+    queued = 0
+    for role in roles:
+        person = settings.people.get(role)
+        if person is None:
+            log.warning("timer_notice_recipient_unknown", role=role, step=event.step)
+            continue
+        draft = timer_mail(state, event, sop, to_name=person.name, to_email=person.email, to_role=role)
+        queued += await store.queue_mail(conn, event, draft, due_step=event.step)
+    log.info("timer_notice_mails_queued", type=event.event_type, step=event.step, roles=roles, queued=queued)
+    return queued
 
 
 async def notify_next_actor(

@@ -16,7 +16,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from shared.cloudevents import SPECVERSION, source_uri
-from shared.events import Distributed, Event, Recipient
+from shared.events import Distributed, Event, Recipient, StepOverdue, StepReminderDue
 from shared.sop import RenjaState, SopDefinition, SopStep
 
 ROLE_LABELS: dict[str, str] = {
@@ -31,7 +31,7 @@ ROLE_LABELS: dict[str, str] = {
 class MailDraft:
     """One e-mail to queue: ``to`` is the formatted address (``Name <addr>``), the outbox's recipient key."""
 
-    kind: str  # "next_actor" | "distribution"
+    kind: str  # "next_actor" | "distribution" | "step_reminder" | "step_overdue"
     to: str
     subject: str
     body: str
@@ -154,3 +154,49 @@ def subscription_matches(event_types: list[str] | tuple[str, ...], event_type: s
 def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
     """Delay before the next try after ``attempts`` failed ones: ``base * 2**(attempts-1)``, at most ``cap``."""
     return float(min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+def timer_mail(
+    state: RenjaState,
+    event: StepReminderDue | StepOverdue,
+    sop: SopDefinition,
+    *,
+    to_name: str,
+    to_email: str,
+    to_role: str,
+) -> MailDraft:
+    """The reminder or overdue notice of a step to ``to_name`` (the step's role, or its superior).
+
+    Names the step, its *mutu baku* and the working minutes used so far (the audit timeline's numbers),
+    the deadline in the office's zone, and for an escalation whose step it is.
+    """
+    label = renja_label(state)
+    step = sop.step(event.step)
+    tz = sop.office_hours.timezone
+    overdue = isinstance(event, StepOverdue)
+    acting = ROLE_LABELS.get(event.role, event.role)
+    if overdue:
+        subject = f"[{label}] TERLAMBAT — Langkah {event.step}: {step.activity} melewati mutu baku"
+    else:
+        subject = f"[{label}] Pengingat — Langkah {event.step}: {step.activity}"
+    lines = [f"Yth. {to_name},", ""]
+    if to_role != event.role:
+        lines.append(f"Sebagai atasan {acting}, Anda menerima pemberitahuan keterlambatan berikut (eskalasi).")
+    elif overdue:
+        lines.append(f"{label} menunggu tindakan Anda sebagai {acting} dan sudah melewati mutu baku.")
+    else:
+        lines.append(f"{label} menunggu tindakan Anda sebagai {acting}; waktu mutu baku hampir habis.")
+    lines += [
+        "",
+        f"Langkah {event.step} dari {len(sop.steps)}: {step.activity}",
+        f"Pelaksana: {acting}",
+        f"Mutu baku: {event.standard_minutes} menit kerja",
+        f"Sudah berjalan: {event.working_minutes:.0f} menit kerja",
+        f"Jatuh tempo sejak: {local_time_text(event.due_since, tz)}",
+        f"Batas waktu: {local_time_text(event.due_at, tz)}",
+    ]
+    if overdue and isinstance(event, StepOverdue) and event.escalated_to and to_role == event.role:
+        lines.append(f"Diteruskan kepada: {ROLE_LABELS.get(event.escalated_to, event.escalated_to)}")
+    lines += ["", sop.warning.strip(), "", f"ID Renja: {event.renja_id}", "", f"Pesan otomatis — {sop.agency.name}."]
+    kind = "step_overdue" if overdue else "step_reminder"
+    return MailDraft(kind, formataddr((to_name, to_email)), subject, "\n".join(lines) + "\n")

@@ -170,3 +170,41 @@ class WebhookDeliveryPublic(BaseModel):
     next_attempt_at: datetime
     delivered_at: datetime | None
     failed_at: datetime | None
+
+
+class TimerPublic(BaseModel):
+    """One step timer (mutu baku): a reminder or the deadline of one step occurrence. Instants are those
+    of the service clock (simulated in development), UTC."""
+
+    renja_id: UUID
+    step: int
+    kind: Literal["reminder", "overdue"]
+    role: str
+    due_since: datetime = Field(description="when the step became due (the occurrence)")
+    standard_minutes: int = Field(description="the step's mutu baku, working minutes")
+    fire_at: datetime = Field(description="when the timer fires")
+    due_at: datetime = Field(description="the step's deadline")
+    status: Literal["pending", "fired", "cancelled"]
+    fired_at: datetime | None = None
+    fired_event_id: UUID | None = None
+    fired_by: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = Field(default=None, description="completed, returned, cancelled or stale")
+
+    @classmethod
+    def of(cls, row: dict[str, object]) -> TimerPublic:
+        status = "fired" if row["fired_at"] else "cancelled" if row["cancelled_at"] else "pending"
+        fields = {k: row[k] for k in cls.model_fields if k != "status" and k in row}
+        return cls.model_validate({**fields, "status": status})
+
+
+class TimersHealth(BaseModel):
+    """The scheduler's view: pending timers, those late to fire (due more than ``late_after_seconds`` wall
+    seconds ago and not fired), whether this instance leads, and the service clock's now."""
+
+    healthy: bool
+    leader: bool
+    pending: int
+    late: int
+    late_after_seconds: float
+    now: datetime

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID, uuid5
 
 import asyncpg
 
-from services.notifier import signing, store
+from services.notifier import signing, store, timers
 from services.notifier.domain import InvalidRequest, NotFound, received_at, token_sha256
 from services.notifier.messages import archive_ref, distribution_mail
+from services.notifier.scheduler import TimerScheduler
 from services.notifier.schemas import (
     DistributionCreate,
     DistributionCreated,
@@ -29,6 +31,8 @@ from services.notifier.schemas import (
     ReceiptCreate,
     ReceiptTokenPublic,
     RecipientPublic,
+    TimerPublic,
+    TimersHealth,
     WebhookCreate,
     WebhookCreated,
     WebhookDeliveryPublic,
@@ -67,6 +71,8 @@ class NotifierService:
         self._sop = sop
         self._pool = pool
         self._commands = commands
+        self.scheduler: TimerScheduler | None = None
+        """The step-timer scheduler of this process (set by ``main`` at start-up)."""
 
     # -- step 11: distribution and receipts ---------------------------------------------------------------
 
@@ -266,3 +272,29 @@ class NotifierService:
             raise InvalidRequest(
                 f"Unknown event type(s) {', '.join(unknown)}; use '*' or some of: {', '.join(sorted(EVENT_TYPES))}."
             )
+
+    # -- step timers --------------------------------------------------------------------------------------
+
+    async def timers(self, *, fired: bool, limit: int) -> list[TimerPublic]:
+        """Pending timers (earliest first) or fired notices (latest first)."""
+        async with self._pool().acquire() as conn:
+            rows = await timers.listing(conn, fired=fired, limit=limit)
+        return [TimerPublic.of(dict(r)) for r in rows]
+
+    async def timers_health(self) -> TimersHealth:
+        """Pending and late-to-fire timers now (read from the database), and whether this instance leads."""
+        scheduler = self.scheduler
+        clock = self._settings.clock()
+        late_after = self._settings.timer_late_seconds
+        async with self._pool().acquire() as conn:
+            pending, late = await timers.counts(
+                conn, clock.now(), scheduler.late_after if scheduler else timedelta(seconds=late_after)
+            )
+        return TimersHealth(
+            healthy=late == 0,
+            leader=bool(scheduler and scheduler.is_leader),
+            pending=pending,
+            late=late,
+            late_after_seconds=late_after,
+            now=clock.now(),
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import BaseModel, Field, model_validator
 
 from shared.settings import ServiceSettings
@@ -54,6 +57,15 @@ class NotifierSettings(ServiceSettings):
     retry_base_seconds: float = Field(default=2.0, gt=0)  # first retry delay; doubles per attempt
     retry_max_seconds: float = Field(default=600.0, gt=0)  # cap of one retry delay
     claim_lease_seconds: float = Field(default=120.0, gt=0)  # a claimed row is retried after this if unmarked
+
+    # Step timers (mutu baku, services.notifier.timers): the reminder at this share of a step's standard,
+    # the scheduler's poll (wall seconds), and when a pending timer counts as late to fire (wall seconds).
+    timers_enabled: bool = True  # False: plan no step timers and run no scheduler (tests of other features)
+    reminder_share: float = Field(default=0.8, gt=0, le=1)
+    timer_poll_seconds: float = Field(default=1.0, gt=0)
+    timer_batch_max: int = Field(default=100, ge=1)
+    timer_late_seconds: float = Field(default=60.0, gt=0)
+    instance_name: str = Field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = Field(default=8, ge=1)

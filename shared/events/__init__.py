@@ -31,6 +31,8 @@ from shared.events.models import (
     Role,
     ServiceName,
     Signed,
+    StepOverdue,
+    StepReminderDue,
     UnitDelivery,
 )
 from shared.events.versions import EVENT_TYPES, UPCASTERS, is_known, upcast
@@ -110,6 +112,8 @@ __all__ = [
     "Role",
     "ServiceName",
     "Signed",
+    "StepOverdue",
+    "StepReminderDue",
     "UnitDelivery",
     "UnknownEventType",
     "is_known",

@@ -6,7 +6,9 @@ Invariants:
 - ``occurred_at`` is timezone-aware and normalised to UTC;
 - ``event_type`` is the versioned CloudEvents ``type`` (``renja.<Name>.v<N>``); a breaking change is a new
   class with a new version, never an edit of an old one;
-- money is in whole rupiah (``int``), durations never appear here (they are derived by the audit).
+- money is in whole rupiah (``int``); durations are derived by the audit, except in the timer notices
+  (``StepReminderDue``, ``StepOverdue``), which carry the working minutes the audit's calendar gives
+  (``shared.workcalendar``, the same calculation) so that a subscriber needs no calendar.
 """
 
 from __future__ import annotations
@@ -251,3 +253,47 @@ class ReceiptRecorded(Event):
     recipient: str = Field(min_length=1)
     received_at: UtcDatetime
     received_by: str = ""
+
+
+# --- time standards (mutu baku): the notifier's step timers --------------------------------------------
+
+PelaksanaRole = Literal["kepala_badan", "sekretaris", "kasubag_pp", "staf"]
+"""The SOP's four *Pelaksana* (who can be due to act on a step)."""
+
+
+class StepReminderDue(Event):
+    """A due step has used ``share`` of its time standard (*mutu baku*) and is not done yet: the reminder
+    to the person who must act (``role``). Appended by the notifier's timers (actor ``system``), at most
+    once per step occurrence (``step`` due since ``due_since``), never before ``reminder_at``.
+
+    Times are UTC instants; ``standard_minutes`` and ``working_minutes`` are working minutes on the
+    agency calendar (office hours Asia/Jakarta, weekends, holidays, cuti bersama); ``working_minutes`` runs
+    from ``due_since`` to ``occurred_at``, as the audit timeline counts it.
+    """
+
+    event_type: ClassVar[str] = "renja.StepReminderDue.v1"
+    step: int = Field(ge=1, description="the SOP step that is due")
+    role: PelaksanaRole = Field(description="who must act on the step")
+    due_since: UtcDatetime = Field(description="when the step became due (the event that enabled it)")
+    standard_minutes: int = Field(ge=0, description="the step's mutu baku, working minutes")
+    share: float = Field(gt=0, le=1, description="the share of the mutu baku at which the reminder is due")
+    reminder_at: UtcDatetime = Field(description="due_since + share x standard, in working minutes")
+    due_at: UtcDatetime = Field(description="due_since + standard, in working minutes: the deadline")
+    working_minutes: float = Field(ge=0, description="working minutes from due_since to occurred_at")
+
+
+class StepOverdue(Event):
+    """A due step has passed its time standard (*mutu baku*) and is not done: the overdue notice to the
+    person who must act (``role``) and, by the SOP's hierarchy, their superior (``escalated_to``; none above
+    the head of agency). Appended by the notifier's timers (actor ``system``), at most once per step
+    occurrence (``step`` due since ``due_since``), never before ``due_at``. Units as in ``StepReminderDue``.
+    """
+
+    event_type: ClassVar[str] = "renja.StepOverdue.v1"
+    step: int = Field(ge=1, description="the SOP step that is overdue")
+    role: PelaksanaRole = Field(description="who must act on the step")
+    escalated_to: PelaksanaRole | None = Field(description="the superior told as well (null for the head)")
+    due_since: UtcDatetime = Field(description="when the step became due (the event that enabled it)")
+    standard_minutes: int = Field(ge=0, description="the step's mutu baku, working minutes")
+    due_at: UtcDatetime = Field(description="due_since + standard, in working minutes: the deadline")
+    working_minutes: float = Field(ge=0, description="working minutes from due_since to occurred_at")

@@ -28,6 +28,8 @@ from shared.events.models import (
     ReceiptRecorded,
     RenjaCancelled,
     Signed,
+    StepOverdue,
+    StepReminderDue,
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -41,6 +43,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     RenjaCancelled.event_type: RenjaCancelled,
     Distributed.event_type: Distributed,
     ReceiptRecorded.event_type: ReceiptRecorded,
+    StepReminderDue.event_type: StepReminderDue,
+    StepOverdue.event_type: StepOverdue,
 }
 """The current version of each event type: CloudEvents ``type`` → model (what writers produce)."""
 

@@ -39,7 +39,14 @@ pytestmark = pytest.mark.integration
 
 SOP = load_sop()
 RECEIVED_AT = "2026-01-05T09:30:00+07:00"  # long before any test's distribution (the driver's clock is now)
-FAST: dict[str, Any] = {"dispatch_poll_seconds": 0.1, "retry_base_seconds": 0.2, "retry_max_seconds": 1.0}
+# Step timers off: the driver's cycles are 3 hours old, so during office hours their steps would be
+# overdue and the timers' notices would add mails these tests do not count (tests/integration/test_step_timers).
+FAST: dict[str, Any] = {
+    "dispatch_poll_seconds": 0.1,
+    "retry_base_seconds": 0.2,
+    "retry_max_seconds": 1.0,
+    "timers_enabled": False,
+}
 
 
 def free_port() -> int:

@@ -32,7 +32,7 @@ def _parse(document: Path) -> subprocess.CompletedProcess[str]:
 def test_the_parser_accepts_the_bundled_document() -> None:
     done = _parse(BUNDLED_FILE)
     assert done.returncode == 0, done.stderr
-    assert "valid (AsyncAPI 3.0.0, 12 messages" in done.stdout
+    assert "valid (AsyncAPI 3.0.0, 14 messages" in done.stdout
 
 
 def test_the_parser_refuses_a_dangling_ref(tmp_path: Path) -> None:

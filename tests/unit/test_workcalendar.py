@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.audit.workcalendar import WorkCalendar, calendar_from_sop, cuti_bersama_from_library
+from shared.workcalendar import WorkCalendar, calendar_from_sop, cuti_bersama_from_library
 
 pytestmark = pytest.mark.unit
 
