@@ -169,9 +169,10 @@ def matches(row: RegionRow, *, step: int | None = None, status: RegionStatus | N
     }[status]
 
 
-def sort_key(row: RegionRow) -> tuple[str, str, int, str]:
-    """Rows by OPD (code, then name), plan year and Renja id: a stable order for the page and the CSV."""
-    return (row.opd_code or "", row.opd_name, row.fiscal_year or 0, str(row.renja_id))
+def sort_key(row: RegionRow) -> tuple[bool, str, str, int, str]:
+    """Rows by OPD (code, then name; cycles without a code last), plan year and Renja id: a stable order
+    for the page and the CSV, the store's order (``region_store.load_region_cycles``)."""
+    return (row.opd_code is None, row.opd_code or "", row.opd_name, row.fiscal_year or 0, str(row.renja_id))
 
 
 def region_rows(

@@ -241,3 +241,9 @@ def test_the_page_lists_every_cycle_with_its_step_in_indonesian_and_marks_the_la
 def test_a_page_opened_with_a_header_token_writes_no_token_into_its_links() -> None:
     html = render_region_html(view_of(region(), wib(4, 15, 20)), STEPS, "Asia/Jakarta")
     assert "token=" not in html
+
+
+def test_cycles_without_an_opd_code_come_after_the_coded_ones() -> None:
+    coded, uncoded = driven(2, opd="Zeta", code=BAPPERIDA), driven(2, opd="Alfa", code=None)
+    rows = region_rows([facts(uncoded), facts(coded)], STEPS, CALENDAR, wib(3, 9))
+    assert [r.opd_name for r in rows] == ["Zeta", "Alfa"]
