@@ -5,7 +5,7 @@ Invariants:
   role) comes only from its claims (``sub``, ``name``, ``nip``, ``role``);
 - the local stack signs with HS256 and a shared development secret; production verifies against the OIDC
   provider's JWKS (``RENJA_JWT_JWKS_URL``, RS256/ES256) and the settings refuse the development secret;
-- ``auditor`` is read-only everywhere: no command endpoint lists it.
+- ``auditor`` and ``bappeda`` are read-only everywhere: no command endpoint lists them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from pydantic import ValidationError
 from shared.events import Actor, Role
 from shared.settings import ServiceSettings
 
-ROLES: tuple[Role, ...] = ("kepala_badan", "sekretaris", "kasubag_pp", "staf", "auditor")
+ROLES: tuple[Role, ...] = ("kepala_badan", "sekretaris", "kasubag_pp", "staf", "auditor", "bappeda")
+READ_ONLY_ROLES: tuple[Role, ...] = ("auditor", "bappeda")
+"""Roles that read across OPDs and never act: ``auditor``, and ``bappeda`` (the region's planning agency,
+which coordinates every OPD's Renja: the audit's region-wide page ``GET /region``)."""
 SOP_ROLES: tuple[Role, ...] = ("kepala_badan", "sekretaris", "kasubag_pp", "staf")
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from the local issuer (`renja token`) or the OIDC provider")

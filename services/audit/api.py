@@ -43,7 +43,7 @@ from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["audit"])
 
-READERS = require_roles(*ROLES)  # auditor plus the four SOP roles; every route here only reads
+READERS = require_roles(*ROLES)  # auditor, bappeda and the four SOP roles; every route here only reads
 AUDITOR = require_roles("auditor")
 
 T = TypeVar("T")

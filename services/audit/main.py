@@ -19,6 +19,8 @@ from services.audit.keys import load_signing_key
 from services.audit.live import LiveProjection
 from services.audit.metrics import AnomalyCollector
 from services.audit.projector import Projector
+from services.audit.region_api import router as region_router
+from services.audit.region_service import RegionService
 from services.audit.service import AuditService
 from services.audit.settings import AuditSettings
 from services.audit.store import anomaly_counts
@@ -42,6 +44,9 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         async with rt.pool.acquire() as conn:
             anomalies.reset(await anomaly_counts(conn))
         app.state.audit = AuditService(settings=cfg, sop=rt.sop, pool=rt.pool, signing_key=key, calendar=calendar)
+        # opd_name: the region registry's lookup (code -> name) once it exists; until then the names the
+        # cycles' arahan carried (services.audit.region.opd_display_name)
+        app.state.region = RegionService(sop=rt.sop, pool=rt.pool, calendar=calendar, opd_name=None)
         projection = LiveProjection(
             pool=rt.pool,
             bootstrap=cfg.kafka_bootstrap,
@@ -58,9 +63,10 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         title="Renja — audit",
         description=(
             "The auditor's read-only projection of the Renja event log: timelines with working minutes "
-            "against the SOP standards, hash-chain verification with signed heads, the SOP step table."
+            "against the SOP standards, hash-chain verification with signed heads, the SOP step table, and the "
+            "region-wide view of every OPD's cycle (GET /region)."
         ),
-        routers=[router],
+        routers=[router, region_router],
         migrations=Path(__file__).parent / "migrations",
         on_startup=start,
         consume=False,

@@ -357,23 +357,37 @@ class _Walk:
 
     def open_step(self, as_of: datetime | None) -> OpenStep | None:
         """The step now due (``state.due_step``), if the cycle is open; its elapsed time up to ``as_of``."""
-        number = self.state.due_step
-        if number is None:
-            return None
-        waiting = self.steps[number]
-        enabled_at = self.state.due_since
-        elapsed = None
-        if as_of is not None and enabled_at is not None:
-            elapsed = self.calendar.working_minutes(enabled_at, max(enabled_at, as_of))
-        return OpenStep(
-            number=waiting.number,
-            name=waiting.name,
-            role=waiting.role,
-            standard_minutes=waiting.standard_minutes,
-            enabled_at=enabled_at,
-            elapsed_minutes=elapsed,
-            overdue=None if elapsed is None else elapsed > waiting.standard_minutes,
-        )
+        return open_step(self.state, self.steps, self.calendar, as_of)
+
+
+def open_step(
+    state: RenjaState, steps: Mapping[int, StepSpec], calendar: WorkCalendar, as_of: datetime | None
+) -> OpenStep | None:
+    """The step a folded cycle waits for (``state.due_step``; None when closed), and how long it has waited.
+
+    ``elapsed_minutes``: working minutes (``calendar``) from ``state.due_since`` to ``as_of`` (0 if
+    ``as_of`` is earlier); None without ``as_of`` or ``due_since``. ``overdue``: elapsed above the step's
+    mutu baku (``steps[n].standard_minutes``). The one rule of "waiting time" and "overdue": the timeline
+    and the region-wide page (``services.audit.region``) both call it. Raises ``KeyError`` for a due step
+    missing from ``steps``.
+    """
+    number = state.due_step
+    if number is None:
+        return None
+    waiting = steps[number]
+    enabled_at = state.due_since
+    elapsed = None
+    if as_of is not None and enabled_at is not None:
+        elapsed = calendar.working_minutes(enabled_at, max(enabled_at, as_of))
+    return OpenStep(
+        number=waiting.number,
+        name=waiting.name,
+        role=waiting.role,
+        standard_minutes=waiting.standard_minutes,
+        enabled_at=enabled_at,
+        elapsed_minutes=elapsed,
+        overdue=None if elapsed is None else elapsed > waiting.standard_minutes,
+    )
 
 
 def _step_table(steps: Sequence[StepSpec], sop: SopDefinition | None) -> dict[int, StepSpec]:

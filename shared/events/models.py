@@ -19,8 +19,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-Role = Literal["kepala_badan", "sekretaris", "kasubag_pp", "staf", "auditor", "system"]
-"""The SOP's four *Pelaksana* roles, the read-only ``auditor`` and ``system`` for automatic steps."""
+Role = Literal["kepala_badan", "sekretaris", "kasubag_pp", "staf", "auditor", "system", "bappeda"]
+"""The SOP's four *Pelaksana* roles, the read-only ``auditor`` and ``bappeda``, ``system`` for automatic steps."""
 
 ServiceName = Literal["directive", "documents", "meetings", "approvals", "notifier", "audit"]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256, lowercase hex")]

@@ -55,7 +55,8 @@ def _akhir(c: Cycle) -> tuple[int, str]:
 
 def arahan(c: Cycle) -> Command:
     year = c.options.fiscal_year or 2100 - (c.renja_id.int % 90)
-    return IssueArahan(opd=c.options.opd, fiscal_year=year, text=f"Susun Renja {year} sesuai Renstra (uji)")
+    text = f"Susun Renja {year} sesuai Renstra (uji)"
+    return IssueArahan(opd=c.options.opd, fiscal_year=year, text=text, opd_code=c.options.opd_code)
 
 
 def instruksi(c: Cycle) -> Command:
@@ -85,6 +86,7 @@ def awal(c: Cycle) -> Command:
         content_sha256=_sha(f"{c.renja_id}:draft:{version}"),
         rows=c.options.rows_per_unit * units,
         pagu_total=c.options.pagu_per_unit * units,
+        blocking_findings=c.options.awal_blocking_findings,
     )
 
 

@@ -68,8 +68,10 @@ class DriveOptions:
 
     opd: str = "Bappeda Kota Bogor"
     fiscal_year: int | None = None  # default: one derived from the Renja id, so cycles never collide
+    opd_code: str | None = None  # the OPD's SIPD unit code the arahan records (None: not known)
     rows_per_unit: int = 12
     pagu_per_unit: int = 1_250_000_000
+    awal_blocking_findings: int = 0
     akhir_blocking_findings: int = 0
     akhir_warning_findings: int = 0
 
@@ -165,6 +167,7 @@ def cycle_events(
     gap: timedelta = timedelta(minutes=40),
     opd: str = "Bappeda Kota Bogor",
     fiscal_year: int = 2027,
+    opd_code: str | None = None,
     returns: Sequence[int] = (),
     cancel_before_step: int | None = None,
     receipts: int = 1,
@@ -177,7 +180,7 @@ def cycle_events(
     ``receipts``: proofs of commands.receipt recorded after distribution (at most the number of recipients).
     ``start`` must be aware (UTC). Raises ``shared.sop.DomainError`` if the script breaks a rule.
     """
-    options = DriveOptions(opd=opd, fiscal_year=fiscal_year)
+    options = DriveOptions(opd=opd, fiscal_year=fiscal_year, opd_code=opd_code)
     cycle = Cycle(sop, renja_id, options=options, clock=start, gap=gap, chained=True)
     pending = list(returns)
     while (due := cycle.state.due_step) is not None:

@@ -24,6 +24,7 @@ PEOPLE: dict[Role, Person] = {
     "kasubag_pp": Person("Agus Prasetyo, S.E., M.M. (fiktif)", "198206202008011003"),
     "staf": Person("Dewi Lestari, S.Kom. (fiktif)", "199001102015032004"),
     "auditor": Person("Bambang Sutrisno, Ak. (fiktif)", "198512122010011005"),
+    "bappeda": Person("Lina Marlina, S.T., M.Sc. (fiktif)", "198309092009022009"),
 }
 """One person per human role (``system`` is no person)."""
 
