@@ -83,7 +83,11 @@ class AuditService:
         async with self.pool.acquire() as conn:
             # the page shows the cheap checks (projection + signed head); verify() also replays Kafka
             chain = await verify_renja(conn, renja_id, self.public_key)
-        meta = {"agency": self.sop.agency.name, "generated_at": datetime.now(UTC), "chain": chain}
+        # The header names the cycle's own OPD and region (the identity its arahan recorded), never the SOP
+        # file's owner, whose SOP this only is.
+        identity = timeline.state.opd_identity
+        agency = f"{identity.name} · {identity.region}" if identity is not None else (timeline.opd or "")
+        meta = {"agency": agency, "generated_at": datetime.now(UTC), "chain": chain}
         return render_timeline_html(timeline, meta)
 
     async def verify(self, renja_id: UUID, *, kafka: bool = True) -> VerifyReport | None:

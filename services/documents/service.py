@@ -88,6 +88,16 @@ Record = Callable[[asyncpg.Connection, str, datetime], Awaitable[None]]
 """Writes one accepted delivery in the upload's transaction: ``(conn, delivered_by, now)``."""
 
 
+def identity_meta(state: RenjaState) -> dict[str, Any]:
+    """The draft-meta fields of the cycle's OPD identity (signing place, head's jabatan, letterhead);
+    none for a cycle opened before the registry."""
+    identity = state.opd_identity
+    if identity is None:
+        return {}
+    return {"signing_place": identity.signing_place, "head_title": identity.head_title,
+            "letterhead": identity.letterhead}  # fmt: skip
+
+
 class DocumentsService:
     """The documents service's use cases (built once in ``main.create_app``).
 
@@ -114,9 +124,12 @@ class DocumentsService:
         self.renstra = renstra
         self._draft_locks: dict[UUID, asyncio.Lock] = {}
 
-    @property
-    def region(self) -> str:
-        return self.settings.region if self.settings.region is not None else self.sop.agency.city
+    def region(self, state: RenjaState) -> str:
+        """The region printed on the cycle's records: its OPD identity's (registry snapshot), else
+        ``RENJA_REGION``, else none — never the SOP file's owner (only the SOP's provenance)."""
+        if state.opd_identity is not None:
+            return state.opd_identity.region
+        return self.settings.region or ""
 
     def draft_lock(self, renja_id: UUID) -> asyncio.Lock:
         """Serialises this process's draft commands on one Renja, so concurrent duplicates wait and are then
@@ -311,7 +324,8 @@ class DocumentsService:
             raise Conflict("The Renja's OPD and fiscal year are not known yet (no arahan received).")
         meta = DraftMeta(
             opd=state.opd, fiscal_year=state.fiscal_year, stage=stage, version=state.next_draft_version(),
-            region=self.region, nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
+            region=self.region(state), nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
+            **identity_meta(state),
         )  # fmt: skip
         checks = compute_findings(rows, nomenclature=self.nomenclature, renstra=self.renstra,
                                   government_level=self.settings.government_level)  # fmt: skip
@@ -392,12 +406,13 @@ class DocumentsService:
         key = kind.replace("-", "_")
         async with self.pool().acquire() as conn:
             record = await store.get_meeting(conn, renja_id, meeting_id)
+            state, _ = await load_state(conn, renja_id)
         if record is None:
             raise NotFound(f"Meeting {meeting_id} of Renja {renja_id} is not known to this service (yet).")
         sha: str | None = record[f"{key}_pdf"]
         if sha is None:
             renderer = render_daftar_hadir_pdf if key == "daftar_hadir" else render_notulen_pdf
-            rendered = await self.files.render_pdf(renderer, meeting_doc(record, self.region))
+            rendered = await self.files.render_pdf(renderer, meeting_doc(record, self.region(state)))
             async with self.pool().acquire() as conn:
                 sha = await store.set_meeting_pdf(conn, renja_id, meeting_id, key, rendered)
         return await self.files.stored(sha, PDF_MEDIA, f"{kind}-{meeting_id}.pdf")
@@ -422,7 +437,7 @@ class DocumentsService:
                 )
             signature = SignatureBlock(
                 signer_name=event.actor.name, signer_nip=event.actor.nip,
-                signer_position=f"Kepala {self.sop.agency.short_name}", signed_at=event.occurred_at,
+                signer_position=record.meta.head_title or f"Kepala {record.meta.opd}", signed_at=event.occurred_at,
                 content_sha256=event.content_sha256, key_id=event.key_id,
             )  # fmt: skip
             rendered = await self.files.render_pdf(

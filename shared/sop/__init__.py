@@ -80,7 +80,7 @@ from shared.sop.guards import (
     ensure_parafs_complete,
     refusal,
 )
-from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, evolve, fold, next_step
+from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, cycle_distribution, evolve, fold, next_step
 
 __all__ = [
     "CANONICAL_COMPLETIONS",
@@ -131,6 +131,7 @@ __all__ = [
     "WrongRole",
     "command_step",
     "current_version",
+    "cycle_distribution",
     "decide",
     "default_sop_path",
     "derive_event_id",

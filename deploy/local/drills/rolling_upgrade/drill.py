@@ -282,9 +282,9 @@ async def chains_and_reconcile(settings: StackSettings, newer: Path, report: Rep
 async def upgraded_phase(settings: StackSettings, newer: Path, renja_id: str, report: Report) -> None:
     """Every service on the newer release, twice: the first start refolds (the audit's fold changed: it now
     chains the new type, ``PROJECTION_VERSION`` 4 → 5), the second does not (same release, same fold)."""
-    print("== all upgraded: every service from the newer copy (the audit's fold changed: 4 -> 5)", flush=True)
+    print("== all upgraded: every service from the newer copy (the audit's fold changed: 5 -> 6)", flush=True)
     before, after, refolded = await restart_all(settings, newer, renja_id)
-    report.check("the audit's version mark moved to the newer fold", after.version == "5", f"{before.version} -> 5")
+    report.check("the audit's version mark moved to the newer fold", after.version == "6", f"{before.version} -> 6")
     report.check("the audit refolded (refold logged, rows rebuilt)", refolded and after.xmins != before.xmins)
     got = await audit_holds(settings, renja_id, want=len(before.xmins) + 1)
     report.check(f"the refold chained {NEW_TYPE} too", got == len(before.xmins) + 1, f"{got} rows")
