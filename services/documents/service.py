@@ -78,6 +78,7 @@ from shared.sop import (
     RenjaState,
     SopDefinition,
     Unit,
+    cycle_units,
     ensure_due,
     next_step,
 )
@@ -183,11 +184,10 @@ class DocumentsService:
     ) -> tuple[Unit, list[Received], T]:
         """The first half of every step-4 delivery: the configured unit (404), the turn (refused before
         reading a byte), the uploads read and checked (413/422), then ``accept(unit code, files)``."""
-        unit = configured_unit(self.sop, unit_code)
         async with self.pool().acquire() as conn:
-            ensure_due(
-                await self._known_state(conn, renja_id), self.sop.plan.number("data_collection"), actor.role, self.sop
-            )
+            state = await self._known_state(conn, renja_id)
+        unit = configured_unit(cycle_units(state, self.sop), unit_code)
+        ensure_due(state, self.sop.plan.number("data_collection"), actor.role, self.sop)
         got = await read_uploads(incoming, self.settings.max_upload_bytes)
         return unit, got, accept(unit.code, got)
 
@@ -209,7 +209,9 @@ class DocumentsService:
             state = await self._known_state(conn, renja_id)
             rows = await store.unit_rows(conn, renja_id)
             files = await store.unit_files(conn, renja_id)
-        units = [UnitPublic.of(unit, rows.get(unit.code), files.get(unit.code, [])) for unit in self.sop.units]
+        units = [
+            UnitPublic.of(unit, rows.get(unit.code), files.get(unit.code, [])) for unit in cycle_units(state, self.sop)
+        ]
         return UnitsPublic(
             renja_id=renja_id,
             collection_complete=4 in state.completed_steps,
@@ -231,12 +233,13 @@ class DocumentsService:
         changes meanwhile."""
         renja_id = call.renja_id
         async with self.pool().acquire() as conn:
-            delivered = await store.deliveries(conn, renja_id, self.sop.unit_codes)
+            state = await self._known_state(conn, renja_id)
+            codes = tuple(u.code for u in cycle_units(state, self.sop))
+            delivered = await store.deliveries(conn, renja_id, codes)
             if not delivered:
-                state = await self._known_state(conn, renja_id)
                 ensure_due(state, self.sop.plan.number("data_collection"), call.actor.role, self.sop)
                 raise InvalidCommand(
-                    f"{self.sop.step(4).label}: not yet delivered: {', '.join(self.sop.unit_codes)}.",
+                    f"{self.sop.step(4).label}: not yet delivered: {', '.join(codes)}.",
                     due_step=state.due_step,
                     due_role=self.sop.step(4).role,
                 )
@@ -244,7 +247,7 @@ class DocumentsService:
 
         async def unchanged(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:
             # A delivery replaced between reading and committing would make the event lie about the data.
-            if await store.deliveries(conn, renja_id, self.sop.unit_codes) != delivered:
+            if await store.deliveries(conn, renja_id, codes) != delivered:
                 raise Conflict("A unit's delivery changed while collection was being completed; retry.")
 
         return await self.commands.run(call, CompleteDataCollection(units=tuple(delivered)), effect=unchanged)
@@ -261,7 +264,8 @@ class DocumentsService:
             async with self.pool().acquire() as conn:
                 state = await self._known_state(conn, call.renja_id)
                 ensure_due(state, self.sop.plan.number("rancangan_awal"), call.actor.role, self.sop)
-                rows = await store.collected_rows(conn, call.renja_id, self.sop.unit_codes)
+                codes = tuple(u.code for u in cycle_units(state, self.sop))
+                rows = await store.collected_rows(conn, call.renja_id, codes)
             record = await self._build_draft(state, rows, call, stage="awal", note=body.note if body else "")
             command = CreateRancanganAwal(
                 version=record.meta.version, content_sha256=record.content_sha256, rows=len(record.rows),

@@ -80,7 +80,17 @@ from shared.sop.guards import (
     ensure_parafs_complete,
     refusal,
 )
-from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, cycle_distribution, evolve, fold, next_step
+from shared.sop.state import (
+    CLOSED,
+    DraftInfo,
+    RenjaState,
+    RenjaStatus,
+    cycle_distribution,
+    cycle_units,
+    evolve,
+    fold,
+    next_step,
+)
 
 __all__ = [
     "CANONICAL_COMPLETIONS",
@@ -132,6 +142,7 @@ __all__ = [
     "command_step",
     "current_version",
     "cycle_distribution",
+    "cycle_units",
     "decide",
     "default_sop_path",
     "derive_event_id",

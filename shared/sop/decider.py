@@ -70,7 +70,7 @@ from shared.sop.guards import (
     refusal,
     steps_text,
 )
-from shared.sop.state import RenjaState, cycle_distribution
+from shared.sop.state import RenjaState, cycle_distribution, cycle_units
 
 _STEP_KIND: dict[type[Command], StepKind] = {
     IssueArahan: "arahan",
@@ -187,8 +187,9 @@ def _collect_data(command: CompleteDataCollection, d: _Decision) -> Event:
     step = d.due("data_collection")
     codes = [u.unit for u in command.units]
     duplicate = sorted({c for c in codes if codes.count(c) > 1})
-    unknown = sorted(set(codes) - set(d.sop.unit_codes))
-    missing = [c for c in d.sop.unit_codes if c not in codes]
+    configured = [u.code for u in cycle_units(d.state, d.sop)]
+    unknown = sorted(set(codes) - set(configured))
+    missing = [c for c in configured if c not in codes]
     problems = [
         f"{what}: {', '.join(items)}"
         for what, items in (

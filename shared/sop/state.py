@@ -26,7 +26,7 @@ from shared.events import (
     RenjaCancelled,
     Signed,
 )
-from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan
+from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan, Unit
 
 RenjaStatus = Literal["not_started", "in_progress", "cancelled", "distributed"]
 CLOSED: frozenset[str] = frozenset({"cancelled", "distributed"})
@@ -110,6 +110,14 @@ class RenjaState(_Frozen):
     def next_draft_version(self) -> int:
         """The version a new draft (step 5 or 7) must carry."""
         return self.latest_draft_version + 1
+
+
+def cycle_units(state: RenjaState, sop: SopDefinition) -> tuple[Unit, ...]:
+    """The units that deliver data at step 4 of the cycle: its OPD's (the identity snapshot the arahan
+    recorded), else, for a cycle opened before the registry, the SOP file's."""
+    if state.opd_identity is not None and state.opd_identity.units:
+        return tuple(Unit(code=u.code, name=u.name) for u in state.opd_identity.units)
+    return sop.units
 
 
 def cycle_distribution(state: RenjaState, sop: SopDefinition) -> tuple[Recipient, ...]:

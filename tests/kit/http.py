@@ -22,6 +22,7 @@ import httpx
 
 from services.documents.intake import Row
 from shared.events import Role, ServiceName
+from shared.registry import load_registry
 from shared.sop import SopDefinition
 from tests.kit.people import BIDANG_HEADS, PEOPLE, Person
 from tests.kit.rows import rollup_corrections, rows_by_unit, rows_csv, zero_pagu
@@ -197,11 +198,12 @@ post_perintah = post_directive(
 
 async def deliver_rows(c: HttpCycle, row: Step) -> None:
     """Step 4: each unit's rows (CSV) and a cover letter, then the collection marked complete."""
+    opd = load_registry().find(c.opd_code) if c.opd_code else None
     try:
-        by_unit = rows_by_unit(c.rows, c.sop)
+        by_unit = rows_by_unit(c.rows, c.sop, opd)
     except ValueError as exc:
         raise DriveError(str(exc)) from exc
-    for unit in c.sop.units:
+    for unit in opd.units if opd is not None else c.sop.units:
         delivered = by_unit[unit.code]
         table = (f"renja-{c.year}-{unit.code.lower()}.csv", rows_csv(delivered), "text/csv")
         await c.send(row, "POST", f"/units/{unit.code}/rows", files={"file": table})
