@@ -23,7 +23,7 @@ from services.audit.tables import REBUILD
 from services.audit.timeline import Timeline
 from services.audit.verify import VerifyReport, verify_renja
 from services.audit.workcalendar import WorkCalendar
-from shared.sop import SopDefinition
+from shared.sop import RenjaState, SopDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,13 @@ class RebuildCheck:
 
     equal: bool
     seconds: float
+
+
+def page_header(state: RenjaState) -> str:
+    """The timeline page's header line: the cycle's own OPD and region (the identity its arahan recorded),
+    else the OPD name it was opened with — never the SOP file's owner, whose SOP this only is."""
+    identity = state.opd_identity
+    return f"{identity.name} · {identity.region}" if identity is not None else state.opd
 
 
 class AuditService:
@@ -83,11 +90,7 @@ class AuditService:
         async with self.pool.acquire() as conn:
             # the page shows the cheap checks (projection + signed head); verify() also replays Kafka
             chain = await verify_renja(conn, renja_id, self.public_key)
-        # The header names the cycle's own OPD and region (the identity its arahan recorded), never the SOP
-        # file's owner, whose SOP this only is.
-        identity = timeline.state.opd_identity
-        agency = f"{identity.name} · {identity.region}" if identity is not None else (timeline.opd or "")
-        meta = {"agency": agency, "generated_at": datetime.now(UTC), "chain": chain}
+        meta = {"agency": page_header(timeline.state), "generated_at": datetime.now(UTC), "chain": chain}
         return render_timeline_html(timeline, meta)
 
     async def verify(self, renja_id: UUID, *, kafka: bool = True) -> VerifyReport | None:
