@@ -8,7 +8,14 @@ with the auditor's timeline, the chain verification and the rebuild comparison, 
 The cycle is ``DEMO_CYCLE``, rows of the test kit's step table (``tests/kit/driver.py``: who acts, which
 service, which request); the people, their tokens and the input come from the kit too. Input: the real
 Renja 2024 rows of Bapelitbang Kabupaten Penajam Paser Utara (``data/``), split by the SOP file's units
-(``tests/kit/rows.py``).
+(``tests/kit/rows.py``) — the second region's example, opened without a registry OPD.
+
+Then the region of the registry (``data/region/bengkulu-utara.yaml``): Bapperida and Dinas Pendidikan of
+Kabupaten Bengkulu Utara, each with its own people (token claim ``opd``), prepare the Renja their SIPD-RI
+rows belong to (plan year 2026, prakiraan maju 2027) up to the Rancangan Akhir (``REGION_CYCLE``). The
+services refuse a plan year that has already begun (422 ``plan_year_begun``): run the stack with the
+simulated office clock in the preparation year to see them open; a second run says the cycles exist. The
+demo ends with a table of the region's cycles (OPD, plan year, status, step due, blocking findings).
 """
 
 from __future__ import annotations
@@ -28,11 +35,17 @@ from rich.status import Status
 from rich.table import Table
 
 from deploy.local.settings import StackSettings
+from shared.registry import Registry, load_registry
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
 from tests.kit.driver import RETURNS, STEPS, DriveError, Http, HttpCycle, Step
-from tests.kit.rows import DATA_YEAR, OPD, REPO, load_rows
+from tests.kit.rows import BENGKULU_UTARA, BENGKULU_UTARA_YEAR, DATA_YEAR, OPD, REPO, load_opd_rows, load_rows
 from tests.kit.tokens import everyone
+
+REGION_CYCLE: tuple[Step, ...] = (STEPS[1], STEPS[2], STEPS[3], STEPS[4], STEPS[5], STEPS[6], STEPS[7])
+"""A registry OPD's cycle in the demo: the SOP up to the Rancangan Akhir. The real rows carry blocking
+findings (codes outside the 2023 nomenclature, empty indicators, a Renstra of another region), which the
+Kasubag's paraf must refuse: the cycle waits at step 8 for a corrected Rancangan Akhir."""
 
 DEMO_CYCLE: tuple[Step, ...] = (
     STEPS[1],
@@ -65,13 +78,76 @@ def spinner(what: str) -> Status:
 
 
 async def pick_fiscal_year(api: Http) -> int:
-    """The data's year for the first run; each later run takes the next year with no cycle for this OPD."""
+    """For the PPU example (no registry OPD): the data's year if the plan year is still open, else the
+    first open one (the services refuse a plan year that has begun); each later run takes the next year
+    with no cycle for this OPD."""
     cycles = await api.call("directive", "GET", "/renja", "auditor")
     taken = {c["fiscal_year"] for c in cycles if c["opd"] == OPD}
-    year = DATA_YEAR
+    year = max(DATA_YEAR, datetime.now().year + 1)
     while year in taken:
         year += 1
     return year
+
+
+async def run_region(stack: StackSettings, registry: Registry, plan_year: int) -> list[dict[str, Any]]:
+    """Each registry OPD with demo rows prepares its Renja ``plan_year`` as its own people; a cycle that
+    exists is reported, not repeated; a refusal (plan year begun) is printed as the services word it."""
+    results: list[dict[str, Any]] = []
+    for code in BENGKULU_UTARA:
+        opd = registry.opd(code)
+        console.rule(f"Renja tahun rencana {plan_year} — {opd.name} ({opd.code})")
+        api = Http(stack.service_url, everyone(ServiceSettings(service="demo"), opd=code), progress=spinner)
+        try:
+            cycles = await api.call("directive", "GET", "/renja", "auditor")
+            existing = [c for c in cycles if c["opd"] == opd.name and c["fiscal_year"] == plan_year
+                        and c["status"] != "cancelled"]  # fmt: skip
+            if existing:
+                say(None, f"Siklus Renja {opd.short_name} tahun rencana {plan_year} sudah ada "
+                          f"({existing[0]['renja_id']}, status {existing[0]['status']}); tidak dibuat lagi. "
+                          "Untuk OPD lain: `renja token --role kepala_badan --opd <kode SIPD>` lalu "
+                          "POST /renja dengan opd_code.")  # fmt: skip
+                results.append({"opd": opd.short_name, "code": code, "renja_id": existing[0]["renja_id"]})
+                continue
+            cycle = HttpCycle(api, load_sop(), opd=opd.name, year=plan_year, rows=load_opd_rows(code),
+                              report=say, opd_code=code, key_prefix=f"demo-{opd.short_name.lower()}")  # fmt: skip
+            try:
+                for row in REGION_CYCLE:
+                    await cycle.run(row)
+            except DriveError as exc:
+                if cycle.renja_id:
+                    raise
+                say(1, f"[yellow]ditolak:[/] {exc}")
+                results.append({"opd": opd.short_name, "code": code, "refused": str(exc)})
+                continue
+            results.append({"opd": opd.short_name, "code": code, "renja_id": cycle.renja_id})
+        finally:
+            await api.close()
+    return results
+
+
+async def region_table(api: Http, registry: Registry, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Both OPDs' cycles as the services give them (the directive's list, the documents' state)."""
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        row: dict[str, Any] = {"opd": result["opd"], "opd_code": result["code"], "renja_id": result.get("renja_id")}
+        if result.get("renja_id"):
+            state = await api.call("documents", "GET", f"/renja/{result['renja_id']}/state", "auditor")
+            s, due = state["state"], state.get("next_step") or {}
+            row.update(plan_year=s["fiscal_year"], status=s["status"], due_step=due.get("number"),
+                       waiting_on=due.get("role"), blocking_findings=s["akhir_blocking_findings"],
+                       region=(s.get("opd_identity") or {}).get("region"))  # fmt: skip
+        else:
+            row.update(status="ditolak", note=result.get("refused", "")[:200])
+        rows.append(row)
+    table = Table(title=f"Renja {registry.region.name} — siklus per OPD (registri versi {registry.version})")
+    for col in ("OPD", "kode SIPD", "tahun rencana", "status", "langkah", "menunggu", "temuan blocking", "Renja id"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
+    for r in rows:
+        table.add_row(r["opd"], r["opd_code"], str(r.get("plan_year", "–")), r["status"],
+                      str(r.get("due_step") or "–"), r.get("waiting_on") or "–",
+                      str(r.get("blocking_findings", "–")), r.get("renja_id") or "–")  # fmt: skip
+    console.print(table)
+    return rows
 
 
 async def run_demo(api: Http, stack: StackSettings, out_dir: Path) -> dict[str, Any]:
@@ -225,6 +301,9 @@ def print_summary(summary: dict[str, Any], timeline: dict[str, Any]) -> None:
 
 def demo(
     out: Path = typer.Option(REPO / "out" / "demo", help="where summary.json and the rendered files go"),
+    plan_year: int = typer.Option(
+        BENGKULU_UTARA_YEAR, help="the plan year the registry OPDs prepare (default: their SIPD rows' year)"
+    ),
 ) -> None:
     """Run one complete Renja cycle on the real input through the services' HTTP APIs, then audit it."""
 
@@ -232,7 +311,11 @@ def demo(
         stack = StackSettings()
         api = Http(stack.service_url, everyone(ServiceSettings(service="demo")), progress=spinner)
         try:
-            return await run_demo(api, stack, out)
+            summary = await run_demo(api, stack, out)
+            registry = load_registry()
+            results = await run_region(stack, registry, plan_year)
+            summary["region"] = await region_table(api, registry, results)
+            return summary
         finally:
             await api.close()
 

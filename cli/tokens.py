@@ -17,6 +17,8 @@ def token(
     nip: Annotated[str, typer.Option(help="18-digit NIP (Nomor Induk Pegawai)")],
     user_id: Annotated[str | None, typer.Option(help="subject id (default: ROLE:NIP)")] = None,
     hours: Annotated[float, typer.Option(help="validity in hours")] = 12.0,
+    opd: Annotated[str | None, typer.Option(help="SIPD unit code of the person's OPD (claim opd)")] = None,
+    pangkat: Annotated[str | None, typer.Option(help="pangkat/golongan (claim pangkat)")] = None,
 ) -> None:
     """Print a token alone on stdout, so ``curl -H "Authorization: Bearer $(renja token ...)"`` works.
 
@@ -29,4 +31,7 @@ def token(
         typer.echo(f"--nip must be 18 digits; got {nip!r}", err=True)
         raise typer.Exit(2)
     settings = ServiceSettings(service="cli")
-    typer.echo(mint_token(settings, role=role, name=name, nip=nip, user_id=user_id, ttl=timedelta(hours=hours)))
+    minted = mint_token(
+        settings, role=role, name=name, nip=nip, user_id=user_id, opd=opd, pangkat=pangkat, ttl=timedelta(hours=hours)
+    )
+    typer.echo(minted)

@@ -28,6 +28,8 @@ from shared.inbox import Delivery, Handler, IdempotentConsumer
 from shared.logging import configure_logging
 from shared.outbox import OutboxRelay
 from shared.process import fold_consumed
+from shared.registry import load_registry
+from shared.registry_api import router as registry_router
 from shared.runtime import KafkaProbe, Runtime
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
@@ -50,7 +52,8 @@ def build_service_app(
     consume: bool = True,
     state_route: bool = True,
 ) -> FastAPI:
-    """Assemble a service: settings → SOP → token verifier → lifespan (pool, migrations, relay, consumer).
+    """Assemble a service: settings → SOP and region registry → token verifier → lifespan (pool,
+    migrations, relay, consumer). The registry is ``app.state.registry`` (``GET /registry/...``).
 
     ``reactions(rt)`` maps an event class to what this service does, beyond folding the SOP state, when
     that event happens (e.g. the notifier mails the next actor): for other services' events in the
@@ -59,6 +62,7 @@ def build_service_app(
     """
     configure_logging(settings.service, settings.log_level)
     sop = load_sop(settings.sop_file)
+    registry = load_registry(settings.registry_file)  # RegistryFileError (file:line: field) stops start-up
     rt = Runtime(
         settings=settings,
         sop=sop,
@@ -87,10 +91,12 @@ def build_service_app(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.runtime = rt
-    app.state.verifier = TokenVerifier(settings)
+    app.state.registry = registry
+    app.state.verifier = TokenVerifier(settings, registry)
     install_error_handlers(app)
     install_metrics(app, rt)
     app.include_router(common_router(state_route=state_route))
+    app.include_router(registry_router)
     for router in routers:
         app.include_router(router)
     return app

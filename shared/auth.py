@@ -1,8 +1,11 @@
-"""Bearer-token authentication (PyJWT): who is acting, in which SOP role.
+"""Bearer-token authentication (PyJWT): who is acting, in which SOP role, for which OPD.
 
 Invariants:
 - every token is checked for signature, ``iss``, ``aud`` and ``exp``; the actor (user id, name, NIP,
-  role) comes only from its claims (``sub``, ``name``, ``nip``, ``role``);
+  role, OPD) comes only from its claims (``sub``, ``name``, ``nip``, ``role``, ``opd``; ``pangkat`` is
+  read too but not recorded in events) — the OIDC claims are listed in docs/operations.md;
+- an ``opd`` claim must name an OPD of the region registry (``shared.registry``), else 401; a role the
+  registry says that OPD does not staff is 403; the OPD check on each cycle is ``shared.command``'s;
 - the local stack signs with HS256 and a shared development secret; production verifies against the OIDC
   provider's JWKS (``RENJA_JWT_JWKS_URL``, RS256/ES256) and the settings refuse the development secret;
 - ``auditor`` and ``bappeda`` are read-only everywhere: no command endpoint lists them.
@@ -20,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from shared.events import Actor, Role
+from shared.registry import Registry
 from shared.settings import ServiceSettings
 
 ROLES: tuple[Role, ...] = ("kepala_badan", "sekretaris", "kasubag_pp", "staf", "auditor", "bappeda")
@@ -34,14 +38,16 @@ _bearer = HTTPBearer(auto_error=False, description="JWT from the local issuer (`
 class TokenVerifier:
     """Checks bearer tokens against the configured issuer; built once in each service's composition root."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, registry: Registry | None = None) -> None:
+        self.registry = registry
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.secret = settings.jwt_secret
         self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
 
     def actor(self, token: str) -> Actor:
-        """The actor named by a valid token. Raises ``HTTPException(401)`` saying what is wrong."""
+        """The actor named by a valid token. Raises ``HTTPException(401)`` saying what is wrong (also for an
+        ``opd`` claim the registry does not know), ``HTTPException(403)`` for a role that OPD does not staff."""
         try:
             if self.jwks is not None:
                 key: Any = self.jwks.get_signing_key_from_jwt(token).key
@@ -61,15 +67,32 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise HTTPException(401, f"The token is not valid here: {exc}.") from exc
         try:
-            return Actor(
+            actor = Actor(
                 user_id=claims["sub"],
                 name=claims.get("name", ""),
                 nip=claims.get("nip", ""),
                 role=claims.get("role", ""),
+                opd=claims.get("opd") or None,
             )
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise HTTPException(401, f"The token's identity claims are incomplete ({problems}).") from exc
+        self._check_opd(actor)
+        return actor
+
+    def _check_opd(self, actor: Actor) -> None:
+        """401 for an ``opd`` claim not in the registry; 403 for a SOP role that OPD does not staff."""
+        if actor.opd is None or self.registry is None:
+            return
+        opd = self.registry.find(actor.opd)
+        if opd is None:
+            raise HTTPException(
+                401,
+                f"Klaim opd {actor.opd!r} pada token tidak terdaftar di registri {self.registry.region.name} "
+                f"(versi {self.registry.version}); minta token dengan kode SIPD OPD yang terdaftar.",
+            )
+        if actor.role in SOP_ROLES and actor.role not in opd.roles:
+            raise HTTPException(403, f"{opd.short_name} tidak memiliki peran {actor.role} menurut registri.")
 
 
 def mint_token(
@@ -79,10 +102,15 @@ def mint_token(
     name: str,
     nip: str,
     user_id: str | None = None,
+    opd: str | None = None,
+    pangkat: str | None = None,
     ttl: timedelta = timedelta(hours=12),
     now: datetime | None = None,
 ) -> str:
-    """A token from the local development issuer (HS256). Never used when a JWKS URL is configured."""
+    """A token from the local development issuer (HS256). Never used when a JWKS URL is configured.
+
+    ``opd`` is the SIPD unit code of the person's OPD (claim ``opd``), ``pangkat`` their pangkat/golongan.
+    """
     issued = now or datetime.now(UTC)
     claims = {
         "iss": settings.jwt_issuer,
@@ -91,6 +119,8 @@ def mint_token(
         "name": name,
         "nip": nip,
         "role": role,
+        **({"opd": opd} if opd else {}),
+        **({"pangkat": pangkat} if pangkat else {}),
         "iat": int(issued.timestamp()),
         "exp": int((issued + ttl).timestamp()),
     }

@@ -99,6 +99,26 @@ class IdempotencyKeyInvalid(DomainError):
     http_status = 422
 
 
+class OtherOpd(DomainError):
+    """The cycle belongs to another OPD than the actor's (token claim ``opd``): HTTP 403, decided before
+    any rule of the cycle's state, so a person learns nothing about another OPD's cycle by acting on it."""
+
+    code = "other_opd"
+    http_status = 403
+
+
+def ensure_own_opd(state: RenjaState, actor: Actor) -> None:
+    """Refuse (``OtherOpd``, 403) an actor whose OPD is not the cycle's. A cycle opened without an OPD
+    code (before the registry) is open to every token; ``system`` acts for every OPD."""
+    if state.opd_code is None or actor.role == "system" or actor.opd == state.opd_code:
+        return
+    mine = f"OPD {actor.opd}" if actor.opd else "tanpa klaim opd"
+    raise OtherOpd(
+        f"Renja ini milik OPD {state.opd_code} ({state.opd}); token Anda {mine}. "
+        "Setiap orang hanya bertindak atas siklus Renja OPD-nya sendiri."
+    )
+
+
 class UnknownRenja(DomainError):
     """The Renja has not reached this service (wrong id, or its arahan is still on the way)."""
 
@@ -221,6 +241,7 @@ class CommandUnit:
                     f"Renja {call.renja_id} is not known to the {self.service} service (yet): check the id, "
                     "or wait a moment if it was just started."
                 )
+            ensure_own_opd(state, call.actor)  # authorisation before any rule of the state
             if precheck is not None:
                 precheck(state)
             ctx = CommandContext(

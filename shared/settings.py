@@ -58,6 +58,7 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_url: str | None = None  # production: the OIDC provider's JWKS (RS256/ES256)
 
     sop_file: Path | None = None  # defaults to shared/sop.yaml
+    registry_file: Path | None = None  # RENJA_REGISTRY_FILE; defaults to data/region/bengkulu-utara.yaml
 
     schema_base_url: str = f"http://127.0.0.1:{BY_NAME['audit'].port}"  # see the module docstring
     # the local stack's variables, read only to default schema_base_url to the stack's audit address

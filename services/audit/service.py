@@ -23,7 +23,7 @@ from services.audit.tables import REBUILD
 from services.audit.timeline import Timeline
 from services.audit.verify import Integrity, VerifyReport, integrity, verify_renja
 from services.audit.workcalendar import WorkCalendar
-from shared.sop import SopDefinition
+from shared.sop import RenjaState, SopDefinition
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,13 @@ class TimelineView:
     report: VerifyReport
     integrity: Integrity
     anomalies: list[StoredAnomaly]
+
+
+def page_header(state: RenjaState) -> str:
+    """The timeline page's header line: the cycle's own OPD and region (the identity its arahan recorded),
+    else the OPD name it was opened with — never the SOP file's owner, whose SOP this only is."""
+    identity = state.opd_identity
+    return f"{identity.name} · {identity.region}" if identity is not None else state.opd
 
 
 class AuditService:
@@ -109,7 +116,7 @@ class AuditService:
         if view is None:
             return None
         meta = {
-            "agency": self.sop.agency.name,
+            "agency": page_header(view.timeline.state),
             "generated_at": datetime.now(UTC),
             "chain": view.report,
             "integrity": view.integrity,

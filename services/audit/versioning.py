@@ -20,7 +20,7 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "6"
+PROJECTION_VERSION = "7"
 """2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
@@ -35,7 +35,10 @@ and a repeated event id with other bytes), so the audit refolds to flag the even
 No hash changes: flagged events stay in their chains as before.
 6: the notifier's timer notices ``renja.StepReminderDue.v1`` / ``renja.StepOverdue.v1`` are new types: the
 previous audit skipped them as unknown, this one chains them and shows them on the timeline as
-informational entries (no step, no state change)."""
+informational entries (no step, no state change).
+
+7: the folded ``RenjaState`` carries ``opd_identity``, the OPD/region snapshot a registry arahan records
+(``DirectiveIssued.opd_identity``, additive): the stored cycle states of such cycles change."""
 
 _KEY = "projection_version"
 

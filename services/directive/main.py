@@ -19,13 +19,14 @@ def create_app(settings: DirectiveSettings | None = None) -> FastAPI:
     The ``DirectiveService`` (on ``app.state.directive``, reached through ``deps.DirectiveDep``) runs on
     the runtime's command unit and pool.
     """
+    settings = settings or DirectiveSettings()
     app = build_service_app(
-        settings or DirectiveSettings(),
+        settings,
         title="Renja — directive",
         description="Steps 1-3 of the SOP Penyusunan Renja: arahan, instruksi, perintah; and cancellation.",
         routers=[router],
         migrations=Path(__file__).parent / "migrations",
     )
     rt: Runtime = app.state.runtime
-    app.state.directive = DirectiveService(rt.commands, rt.require_pool)
+    app.state.directive = DirectiveService(rt.commands, rt.require_pool, app.state.registry, settings)
     return app

@@ -15,10 +15,18 @@ from uuid import UUID
 import asyncpg
 
 from services.directive import store
-from services.directive.domain import EmptyOpdName, normalise_opd
+from services.directive.domain import (
+    EmptyOpdName,
+    OpdNotAllowed,
+    UnknownOpdCode,
+    ensure_plan_year_open,
+    normalise_opd,
+)
 from services.directive.schemas import CyclePublic, DirectivePublic
+from services.directive.settings import DirectiveSettings
 from shared.command import CommandCall, CommandResult, CommandUnit, UnknownRenja
 from shared.events import DirectiveIssued, Event, RenjaCancelled
+from shared.registry import Registry
 from shared.sop import AlreadyStarted, CancelRenja, IssueArahan, IssueInstruksi, IssuePerintah, RenjaState
 
 
@@ -35,8 +43,9 @@ async def record_directives(conn: asyncpg.Connection, events: Sequence[Event], _
             blocking = await store.open_cycle(conn, e.opd, e.fiscal_year)
             existing = f"{blocking.renja_id}, started as {blocking.opd!r}" if blocking else "?"
             raise AlreadyStarted(
-                f"A Renja cycle for {e.opd} and fiscal year {e.fiscal_year} already exists ({existing}); "
-                "continue that one, or cancel it first."
+                f"Siklus Renja {e.opd} untuk tahun rencana {e.fiscal_year} sudah ada ({existing}): satu siklus "
+                "per OPD dan tahun rencana. Lanjutkan siklus itu, atau batalkan dulu (POST /renja/{id}/cancel); "
+                "untuk OPD lain, mulai siklusnya dengan token kepala OPD itu (klaim opd) dan opd_code-nya."
             )
         await store.insert_directive(conn, e)
 
@@ -56,20 +65,56 @@ class DirectiveService:
     ``pool`` returns the service's connection pool (it exists only once the app has started).
     """
 
-    def __init__(self, commands: CommandUnit, pool: Callable[[], asyncpg.Pool]) -> None:
+    def __init__(
+        self,
+        commands: CommandUnit,
+        pool: Callable[[], asyncpg.Pool],
+        registry: Registry,
+        settings: DirectiveSettings,
+    ) -> None:
         self._commands = commands
         self._pool = pool
+        self._registry = registry
+        self._settings = settings
 
     async def issue_arahan(self, call: CommandCall, body: IssueArahan) -> CommandResult:
-        """Start the cycle ``call.renja_id`` with the head's arahan; the event carries the normalised OPD name.
+        """Start the cycle ``call.renja_id`` with the head's arahan, for the OPD ``body.opd_code`` (default:
+        the token's ``opd`` claim) and plan year ``body.fiscal_year``.
 
-        Raises ``EmptyOpdName`` (422) for a name empty once normalised (``normalise_opd``), and
-        ``AlreadyStarted`` (409) while an open cycle exists for the same OPD and fiscal year.
+        With an OPD code, the event records the registry's identity snapshot (``opd_identity``) and the
+        OPD's official name; without one (a deployment before the registry), the normalised typed name.
+        Refusals, authorisation first: ``OpdNotAllowed`` (403) for an OPD other than the token's,
+        ``UnknownOpdCode`` (422) for a code the registry lacks, ``EmptyOpdName`` (422), ``PlanYearBegun``
+        (422) once the plan year has begun (``RENJA_PLAN_YEAR_LEAD_DAYS``; "now" is the command unit's
+        clock), ``AlreadyStarted`` (409) while an open cycle exists for the same OPD and plan year.
         """
-        opd = normalise_opd(body.opd)
-        if not opd:
-            raise EmptyOpdName("opd: the OPD name is empty once spaces and invisible characters are removed.")
-        command = body.model_copy(update={"opd": opd})
+        code = body.opd_code or call.actor.opd
+        identity = None
+        if code is not None:
+            if call.actor.opd != code:
+                mine = f"OPD {call.actor.opd}" if call.actor.opd else "tanpa klaim opd"
+                raise OpdNotAllowed(
+                    f"opd_code {code}: token Anda {mine}; hanya kepala OPD itu yang dapat memulai siklus Renja-nya."
+                )
+            if self._registry.find(code) is None:
+                known = ", ".join(f"{o.code} ({o.short_name})" for o in self._registry.opds)
+                raise UnknownOpdCode(
+                    f"opd_code {code} tidak ada di registri {self._registry.region.name} "
+                    f"(versi {self._registry.version}); yang terdaftar: {known}."
+                )
+            identity = self._registry.identity(code)
+            opd = identity.name
+        else:
+            opd = normalise_opd(body.opd)
+            if not opd:
+                raise EmptyOpdName("opd: the OPD name is empty once spaces and invisible characters are removed.")
+        ensure_plan_year_open(
+            body.fiscal_year,
+            self._commands.clock(),
+            lead_days=self._settings.plan_year_lead_days,
+            timezone=self._commands.sop.office_hours.timezone,
+        )
+        command = body.model_copy(update={"opd": opd, "opd_code": code, "opd_identity": identity})
         return await self._commands.run(call, command, effect=record_directives)
 
     async def issue_instruksi(self, call: CommandCall, body: IssueInstruksi) -> CommandResult:

@@ -34,7 +34,7 @@ from services.documents.schemas import (
 )
 from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import Actor
-from shared.web.commands import command_call, command_response
+from shared.web.commands import authorise_opd, command_call, command_response
 from shared.web.errors import COMMAND_ERRORS, ErrorBody
 
 router = APIRouter(tags=["documents"])
@@ -81,6 +81,7 @@ async def upload_rows(
 
     All or nothing: a file with any bad row is refused with every error listed, and nothing is stored.
     """
+    await authorise_opd(request, actor, renja_id)
     incoming = Incoming.of(request, [file], too_large_hint=" Split or compress it.")
     return await documents.upload_rows(renja_id, unit_code, actor, incoming)
 
@@ -105,6 +106,7 @@ async def upload_files(
     files: Annotated[list[UploadFile], File(description="one or more files; all are refused if one is")],
 ) -> UnitFilesPublic:
     """Store the unit's files (0-byte: 422; over ``max_upload_bytes``: 413). All or nothing."""
+    await authorise_opd(request, actor, renja_id)
     return await documents.upload_files(renja_id, unit_code, actor, Incoming.of(request, files))
 
 

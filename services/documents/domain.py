@@ -16,7 +16,7 @@ from services.documents.findings import RULE_NOTULEN_NOT_APPLIED, Finding, notul
 from services.documents.intake import PAGU_MAX, Row, RowError
 from services.documents.store import DraftRecord
 from shared.events import RequestedChange, UnitDelivery
-from shared.sop import DomainError, SopDefinition, Unit
+from shared.sop import DomainError, Unit
 
 # ======================================================================================================
 # Refusals: the same status, code and message as the HTTP answers they replace
@@ -75,13 +75,14 @@ class RowsRefused(DomainError):
 # ======================================================================================================
 
 
-def configured_unit(sop: SopDefinition, code: str) -> Unit:
-    """The SOP file's unit with ``code``; ``NotFound`` (404) naming the configured units otherwise."""
-    for unit in sop.units:
+def configured_unit(units: Sequence[Unit], code: str) -> Unit:
+    """The cycle's unit with ``code`` (``shared.sop.cycle_units``: its OPD's, else the SOP file's);
+    ``NotFound`` (404) naming the configured units otherwise."""
+    for unit in units:
         if unit.code == code:
             return unit
-    known = ", ".join(sop.unit_codes)
-    raise NotFound(f"Unit {code!r} is not configured in the SOP file; the units are: {known}.")
+    known = ", ".join(u.code for u in units)
+    raise NotFound(f"Unit {code!r} is not a unit of this cycle's OPD; the units are: {known}.")
 
 
 def ensure_storable_pagu(delivered: Sequence[UnitDelivery]) -> None:

@@ -36,6 +36,11 @@ class DraftMeta(BaseModel):
     region: str = ""
     nomenclature: str = ""
     renstra: str = ""
+    # The OPD identity the cycle was opened with (registry snapshot); absent when empty, so the canonical
+    # content, and every hash, of a draft made before the registry is unchanged.
+    signing_place: str = Field(default="", exclude_if=lambda v: not v)
+    head_title: str = Field(default="", exclude_if=lambda v: not v)
+    letterhead: tuple[str, ...] = Field(default=(), exclude_if=lambda v: not v)
 
 
 class FieldChange(BaseModel):

@@ -78,6 +78,7 @@ from shared.sop import (
     RenjaState,
     SopDefinition,
     Unit,
+    cycle_units,
     ensure_due,
     next_step,
 )
@@ -86,6 +87,16 @@ T = TypeVar("T")
 
 Record = Callable[[asyncpg.Connection, str, datetime], Awaitable[None]]
 """Writes one accepted delivery in the upload's transaction: ``(conn, delivered_by, now)``."""
+
+
+def identity_meta(state: RenjaState) -> dict[str, Any]:
+    """The draft-meta fields of the cycle's OPD identity (signing place, head's jabatan, letterhead);
+    none for a cycle opened before the registry."""
+    identity = state.opd_identity
+    if identity is None:
+        return {}
+    return {"signing_place": identity.signing_place, "head_title": identity.head_title,
+            "letterhead": identity.letterhead}  # fmt: skip
 
 
 class DocumentsService:
@@ -114,9 +125,12 @@ class DocumentsService:
         self.renstra = renstra
         self._draft_locks: dict[UUID, asyncio.Lock] = {}
 
-    @property
-    def region(self) -> str:
-        return self.settings.region if self.settings.region is not None else self.sop.agency.city
+    def region(self, state: RenjaState) -> str:
+        """The region printed on the cycle's records: its OPD identity's (registry snapshot), else
+        ``RENJA_REGION``, else none — never the SOP file's owner (only the SOP's provenance)."""
+        if state.opd_identity is not None:
+            return state.opd_identity.region
+        return self.settings.region or ""
 
     def draft_lock(self, renja_id: UUID) -> asyncio.Lock:
         """Serialises this process's draft commands on one Renja, so concurrent duplicates wait and are then
@@ -170,11 +184,10 @@ class DocumentsService:
     ) -> tuple[Unit, list[Received], T]:
         """The first half of every step-4 delivery: the configured unit (404), the turn (refused before
         reading a byte), the uploads read and checked (413/422), then ``accept(unit code, files)``."""
-        unit = configured_unit(self.sop, unit_code)
         async with self.pool().acquire() as conn:
-            ensure_due(
-                await self._known_state(conn, renja_id), self.sop.plan.number("data_collection"), actor.role, self.sop
-            )
+            state = await self._known_state(conn, renja_id)
+        unit = configured_unit(cycle_units(state, self.sop), unit_code)
+        ensure_due(state, self.sop.plan.number("data_collection"), actor.role, self.sop)
         got = await read_uploads(incoming, self.settings.max_upload_bytes)
         return unit, got, accept(unit.code, got)
 
@@ -196,7 +209,9 @@ class DocumentsService:
             state = await self._known_state(conn, renja_id)
             rows = await store.unit_rows(conn, renja_id)
             files = await store.unit_files(conn, renja_id)
-        units = [UnitPublic.of(unit, rows.get(unit.code), files.get(unit.code, [])) for unit in self.sop.units]
+        units = [
+            UnitPublic.of(unit, rows.get(unit.code), files.get(unit.code, [])) for unit in cycle_units(state, self.sop)
+        ]
         return UnitsPublic(
             renja_id=renja_id,
             collection_complete=4 in state.completed_steps,
@@ -218,12 +233,13 @@ class DocumentsService:
         changes meanwhile."""
         renja_id = call.renja_id
         async with self.pool().acquire() as conn:
-            delivered = await store.deliveries(conn, renja_id, self.sop.unit_codes)
+            state = await self._known_state(conn, renja_id)
+            codes = tuple(u.code for u in cycle_units(state, self.sop))
+            delivered = await store.deliveries(conn, renja_id, codes)
             if not delivered:
-                state = await self._known_state(conn, renja_id)
                 ensure_due(state, self.sop.plan.number("data_collection"), call.actor.role, self.sop)
                 raise InvalidCommand(
-                    f"{self.sop.step(4).label}: not yet delivered: {', '.join(self.sop.unit_codes)}.",
+                    f"{self.sop.step(4).label}: not yet delivered: {', '.join(codes)}.",
                     due_step=state.due_step,
                     due_role=self.sop.step(4).role,
                 )
@@ -231,7 +247,7 @@ class DocumentsService:
 
         async def unchanged(conn: asyncpg.Connection, _: Sequence[Event], __: RenjaState) -> None:
             # A delivery replaced between reading and committing would make the event lie about the data.
-            if await store.deliveries(conn, renja_id, self.sop.unit_codes) != delivered:
+            if await store.deliveries(conn, renja_id, codes) != delivered:
                 raise Conflict("A unit's delivery changed while collection was being completed; retry.")
 
         return await self.commands.run(call, CompleteDataCollection(units=tuple(delivered)), effect=unchanged)
@@ -248,7 +264,8 @@ class DocumentsService:
             async with self.pool().acquire() as conn:
                 state = await self._known_state(conn, call.renja_id)
                 ensure_due(state, self.sop.plan.number("rancangan_awal"), call.actor.role, self.sop)
-                rows = await store.collected_rows(conn, call.renja_id, self.sop.unit_codes)
+                codes = tuple(u.code for u in cycle_units(state, self.sop))
+                rows = await store.collected_rows(conn, call.renja_id, codes)
             record = await self._build_draft(state, rows, call, stage="awal", note=body.note if body else "")
             command = CreateRancanganAwal(
                 version=record.meta.version, content_sha256=record.content_sha256, rows=len(record.rows),
@@ -311,7 +328,8 @@ class DocumentsService:
             raise Conflict("The Renja's OPD and fiscal year are not known yet (no arahan received).")
         meta = DraftMeta(
             opd=state.opd, fiscal_year=state.fiscal_year, stage=stage, version=state.next_draft_version(),
-            region=self.region, nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
+            region=self.region(state), nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
+            **identity_meta(state),
         )  # fmt: skip
         checks = compute_findings(rows, nomenclature=self.nomenclature, renstra=self.renstra,
                                   government_level=self.settings.government_level)  # fmt: skip
@@ -392,12 +410,13 @@ class DocumentsService:
         key = kind.replace("-", "_")
         async with self.pool().acquire() as conn:
             record = await store.get_meeting(conn, renja_id, meeting_id)
+            state, _ = await load_state(conn, renja_id)
         if record is None:
             raise NotFound(f"Meeting {meeting_id} of Renja {renja_id} is not known to this service (yet).")
         sha: str | None = record[f"{key}_pdf"]
         if sha is None:
             renderer = render_daftar_hadir_pdf if key == "daftar_hadir" else render_notulen_pdf
-            rendered = await self.files.render_pdf(renderer, meeting_doc(record, self.region))
+            rendered = await self.files.render_pdf(renderer, meeting_doc(record, self.region(state)))
             async with self.pool().acquire() as conn:
                 sha = await store.set_meeting_pdf(conn, renja_id, meeting_id, key, rendered)
         return await self.files.stored(sha, PDF_MEDIA, f"{kind}-{meeting_id}.pdf")
@@ -422,7 +441,7 @@ class DocumentsService:
                 )
             signature = SignatureBlock(
                 signer_name=event.actor.name, signer_nip=event.actor.nip,
-                signer_position=f"Kepala {self.sop.agency.short_name}", signed_at=event.occurred_at,
+                signer_position=record.meta.head_title or f"Kepala {record.meta.opd}", signed_at=event.occurred_at,
                 content_sha256=event.content_sha256, key_id=event.key_id,
             )  # fmt: skip
             rendered = await self.files.render_pdf(

@@ -29,7 +29,8 @@ class DocumentsSettings(ServiceSettings):
     - ``renstra_file`` / ``nomenclature_file``: the reference data the findings check against
       (Renstra PD of the agency; the national code list in force, versioned by regulation);
     - ``government_level``: the kegiatan code's 4th segment the agency must use (``2`` kab/kota, ``1`` provinsi);
-    - ``region``: the region printed on the Renja (default: the SOP file's ``agency.city``).
+    - ``region``: the region printed on a cycle opened without a registry OPD (a registry cycle prints
+      its OPD identity's region; the SOP file's owner is never printed).
     """
 
     service: str = "documents"

@@ -38,8 +38,22 @@ class MailDraft:
 
 
 def renja_label(state: RenjaState) -> str:
-    """``Renja Bappeda Kota Bogor 2027`` — how messages name a Renja cycle (OPD and plan year)."""
+    """``Renja Dinas Pendidikan Kabupaten Bengkulu Utara 2027`` — how messages name a cycle (OPD, plan year)."""
     return f"Renja {state.opd or '(OPD belum diketahui)'} {state.fiscal_year or ''}".rstrip()
+
+
+def sender_line(state: RenjaState) -> str:
+    """``Pesan otomatis — <OPD>, <region>.``: mails speak for the cycle's OPD (its identity snapshot, else
+    the name the arahan gave), never for the SOP file's owner."""
+    identity = state.opd_identity
+    if identity is not None:
+        return f"Pesan otomatis — {identity.name}, {identity.region}."
+    return f"Pesan otomatis — {state.opd or 'Renja'}."
+
+
+def head_title(state: RenjaState) -> str:
+    """The head's jabatan of the cycle's OPD (``Kepala Dinas Pendidikan``), else ``Kepala Perangkat Daerah``."""
+    return state.opd_identity.head_title if state.opd_identity is not None else "Kepala Perangkat Daerah"
 
 
 def local_time_text(moment: datetime | None, timezone: str) -> str:
@@ -72,7 +86,7 @@ def next_actor_mail(
     ]
     if step.number == 7 and state.returns and state.last_return_notes:
         lines += ["", f"Catatan pengembalian: {state.last_return_notes}"]
-    lines += ["", f"ID Renja: {renja_id}", "", f"Pesan otomatis — {sop.agency.name}."]
+    lines += ["", f"ID Renja: {renja_id}", "", sender_line(state)]
     return MailDraft("next_actor", formataddr((to_name, to_email)), subject, "\n".join(lines) + "\n")
 
 
@@ -93,7 +107,7 @@ def distribution_mail(
     lines = [
         f"Yth. {recipient.name},",
         "",
-        f"Bersama ini kami sampaikan {label} yang telah ditandatangani Kepala Badan.",
+        f"Bersama ini kami sampaikan {label} yang telah ditandatangani {head_title(state)}.",
         "",
         f"Nomor arsip: {event.archive_ref}",
         f"Versi: {event.version}",
@@ -105,7 +119,7 @@ def distribution_mail(
         "",
         f"ID distribusi: {event.distribution_id}",
         "",
-        f"Pesan otomatis — {sop.agency.name}.",
+        sender_line(state),
     ]
     return MailDraft(
         "distribution",

@@ -43,7 +43,7 @@ from services.notifier.targets import ForbiddenTarget, check_webhook_target
 from shared.command import CommandCall, CommandResult, CommandUnit, Effect
 from shared.events import EVENT_TYPES, Actor, Distributed, Event
 from shared.process import load_state
-from shared.sop import Distribute, RecordReceipt, RenjaState, SopDefinition
+from shared.sop import Distribute, RecordReceipt, RenjaState, SopDefinition, cycle_distribution
 
 CallFor = Callable[[Actor, UUID], Awaitable[CommandCall]]
 """Makes the ``CommandCall`` of the current request for an actor and a Renja known only inside a use case
@@ -77,13 +77,14 @@ class NotifierService:
     # -- step 11: distribution and receipts ---------------------------------------------------------------
 
     async def distribute(self, call: CommandCall, body: DistributionCreate) -> CommandResult:
-        """Distribute the signed version to the SOP file's list plus ``body.additional_recipients`` (201).
+        """Distribute the signed version to the cycle's list (its OPD's, from the identity snapshot; the SOP
+        file's for a cycle opened before the registry) plus ``body.additional_recipients`` (201).
 
         Raises ``NotFound`` (404) for a Renja unknown here; the decider refuses (409) unless step 11 is due
         and the version and SHA-256 are the signed ones.
         """
         state = await self._known_state(call.renja_id)
-        recipients = [r.to_event_recipient() for r in self._sop.distribution] + list(body.additional_recipients)
+        recipients = [*cycle_distribution(state, self._sop), *body.additional_recipients]
         command = Distribute(
             # Derived, not random: a retried request (Idempotency-Key) must name the same command, and a Renja
             # has one distribution of its signed version.

@@ -38,12 +38,21 @@ class Frozen(BaseModel):
 
 
 class Actor(Frozen):
-    """Who did it: the person behind the bearer token (NIP = Nomor Induk Pegawai, 18 digits)."""
+    """Who did it: the person behind the bearer token (NIP = Nomor Induk Pegawai, 18 digits).
+
+    ``opd`` (additive, optional): the SIPD unit code of the person's OPD (token claim ``opd``); absent for
+    the system, in records written before the region/OPD registry, and for tokens without it.
+    """
 
     user_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     nip: str = Field(pattern=r"^[0-9]{18}$|^-$", description="18-digit NIP, or '-' for the system")
     role: Role
+    opd: str | None = Field(
+        default=None,
+        description="SIPD unit code of the actor's OPD (token claim `opd`); absent when unknown",
+        exclude_if=lambda value: value is None,  # absent, not null: older records re-encode to their bytes
+    )
 
 
 class Event(Frozen):
@@ -58,6 +67,45 @@ class Event(Frozen):
     occurred_at: UtcDatetime
     causation_id: UUID | None = Field(default=None, description="event or request that caused this one")
     correlation_id: UUID = Field(description="one id for the whole Renja cycle's conversation")
+
+
+class Recipient(Frozen):
+    name: str = Field(min_length=1)
+    unit: str = ""
+    email: str = ""
+    copies: int = Field(default=1, ge=1)
+
+
+class OpdUnit(Frozen):
+    """A unit of an OPD (Sekretariat or a Bidang) that delivers data at step 4."""
+
+    code: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+
+
+class OpdIdentity(Frozen):
+    """The identity a cycle was opened with: the OPD and its region, as the registry said at the arahan.
+
+    A snapshot (``shared.registry.Registry.identity``): a later registry change never alters a running or
+    closed cycle's documents, mails or pages. ``registry_version`` and ``registry_sha256`` name the
+    registry file it came from; ``sop_file`` the SOP file the OPD follows (its provenance).
+    """
+
+    code: str = Field(min_length=1, description="SIPD unit code, e.g. 5.01.5.05.0.00.01.0000")
+    name: str = Field(min_length=1, description="official name")
+    short_name: str = Field(min_length=1)
+    region: str = Field(min_length=1, description="e.g. Kabupaten Bengkulu Utara")
+    region_level: Literal["kabupaten", "kota", "provinsi"]
+    signing_place: str = Field(min_length=1, description="the place name written before the signing date")
+    government_level: str = Field(description="kegiatan code form: '2' kab/kota, '1' provinsi")
+    letterhead: tuple[str, ...] = ()
+    address: str = ""
+    head_title: str = Field(min_length=1, description="the head's jabatan, e.g. Kepala Dinas Pendidikan")
+    units: tuple[OpdUnit, ...] = ()
+    distribution: tuple[Recipient, ...] = ()
+    sop_file: str = ""
+    registry_version: str = ""
+    registry_sha256: str = ""
 
 
 # --- step 1-3 ---------------------------------------------------------------------------------------
@@ -80,6 +128,12 @@ class DirectiveIssued(Event):
     fiscal_year: int = Field(ge=2000, le=2100, description="the plan year (n+1)")
     opd_code: str | None = Field(
         description="the OPD's SIPD unit code the cycle was opened with; null when not (yet) known"
+    )
+    opd_identity: OpdIdentity | None = Field(
+        default=None,
+        description="additive: the OPD and region identity snapshot the cycle was opened with (arahan only; "
+        "absent before the registry and on instruksi/perintah)",
+        exclude_if=lambda value: value is None,  # absent, not null: older records re-encode to their bytes
     )
 
 
@@ -225,13 +279,6 @@ class RenjaCancelled(Event):
 
 
 # --- step 11 -----------------------------------------------------------------------------------------
-
-
-class Recipient(Frozen):
-    name: str = Field(min_length=1)
-    unit: str = ""
-    email: str = ""
-    copies: int = Field(default=1, ge=1)
 
 
 class Distributed(Event):

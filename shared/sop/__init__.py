@@ -90,7 +90,17 @@ from shared.sop.guards import (
     ensure_parafs_complete,
     refusal,
 )
-from shared.sop.state import CLOSED, DraftInfo, RenjaState, RenjaStatus, evolve, fold, next_step
+from shared.sop.state import (
+    CLOSED,
+    DraftInfo,
+    RenjaState,
+    RenjaStatus,
+    cycle_distribution,
+    cycle_units,
+    evolve,
+    fold,
+    next_step,
+)
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -146,6 +156,8 @@ __all__ = [
     "classify",
     "command_step",
     "current_version",
+    "cycle_distribution",
+    "cycle_units",
     "decide",
     "default_sop_path",
     "derive_event_id",

@@ -6,9 +6,11 @@ from __future__ import annotations
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.events import (
     Actor,
+    OpdIdentity,
     Recipient,
     RequestedChange,
     ServiceName,
@@ -53,8 +55,11 @@ class IssueArahan(_Command):
         default=None,
         min_length=1,
         max_length=50,
-        description="the OPD's SIPD unit code, when known; carried by every directive of the cycle",
+        description="the OPD's SIPD unit code (region registry); default: the token's `opd` claim. "
+        "Carried by every directive of the cycle",
     )
+    # Set by the directive service from the registry, never by a client (not in the API schema).
+    opd_identity: SkipJsonSchema[OpdIdentity | None] = None
 
 
 class IssueInstruksi(_Command):

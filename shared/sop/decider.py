@@ -70,7 +70,7 @@ from shared.sop.guards import (
     refusal,
     steps_text,
 )
-from shared.sop.state import RenjaState
+from shared.sop.state import RenjaState, cycle_distribution, cycle_units
 
 _STEP_KIND: dict[type[Command], StepKind] = {
     IssueArahan: "arahan",
@@ -159,6 +159,7 @@ def _issue_arahan(command: IssueArahan, d: _Decision) -> Event:
         opd=command.opd,
         fiscal_year=command.fiscal_year,
         opd_code=command.opd_code,
+        opd_identity=command.opd_identity,
     )
 
 
@@ -186,8 +187,9 @@ def _collect_data(command: CompleteDataCollection, d: _Decision) -> Event:
     step = d.due("data_collection")
     codes = [u.unit for u in command.units]
     duplicate = sorted({c for c in codes if codes.count(c) > 1})
-    unknown = sorted(set(codes) - set(d.sop.unit_codes))
-    missing = [c for c in d.sop.unit_codes if c not in codes]
+    configured = [u.code for u in cycle_units(d.state, d.sop)]
+    unknown = sorted(set(codes) - set(configured))
+    missing = [c for c in configured if c not in codes]
     problems = [
         f"{what}: {', '.join(items)}"
         for what, items in (
@@ -323,7 +325,7 @@ def _distribute(command: Distribute, d: _Decision) -> Event:
     step = d.due("distribution")
     d.current(step, command.version, command.content_sha256, "signed")
     names = [r.name for r in command.recipients]
-    missing = [r.name for r in d.sop.distribution if r.name not in names]
+    missing = [r.name for r in cycle_distribution(d.state, d.sop) if r.name not in names]
     duplicate = sorted({n for n in names if names.count(n) > 1})
     found = (("missing recipient(s)", missing), ("listed twice", duplicate))
     problems = [f"{what}: {', '.join(items)}" for what, items in found if items]

@@ -20,11 +20,13 @@ from shared.events import (
     Event,
     Initialed,
     MeetingHeld,
+    OpdIdentity,
     ReceiptRecorded,
+    Recipient,
     RenjaCancelled,
     Signed,
 )
-from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan
+from shared.sop.definition import SHIPPED_PLAN, SopDefinition, SopStep, StepPlan, Unit
 
 RenjaStatus = Literal["not_started", "in_progress", "cancelled", "distributed"]
 CLOSED: frozenset[str] = frozenset({"cancelled", "distributed"})
@@ -56,6 +58,9 @@ class RenjaState(_Frozen):
     renja_id: UUID | None = None
     opd: str = ""
     opd_code: str | None = Field(default=None, description="the OPD's SIPD unit code the cycle was opened with")
+    opd_identity: OpdIdentity | None = Field(
+        default=None, description="the OPD/region snapshot the arahan recorded (None before the registry)"
+    )
     fiscal_year: int | None = None
     correlation_id: UUID | None = None
     status: RenjaStatus = "not_started"
@@ -107,6 +112,22 @@ class RenjaState(_Frozen):
         return self.latest_draft_version + 1
 
 
+def cycle_units(state: RenjaState, sop: SopDefinition) -> tuple[Unit, ...]:
+    """The units that deliver data at step 4 of the cycle: its OPD's (the identity snapshot the arahan
+    recorded), else, for a cycle opened before the registry, the SOP file's."""
+    if state.opd_identity is not None and state.opd_identity.units:
+        return tuple(Unit(code=u.code, name=u.name) for u in state.opd_identity.units)
+    return sop.units
+
+
+def cycle_distribution(state: RenjaState, sop: SopDefinition) -> tuple[Recipient, ...]:
+    """The recipients of the cycle's signed Renja at step 11: its OPD's (the identity snapshot the arahan
+    recorded), else, for a cycle opened before the registry, the SOP file's list."""
+    if state.opd_identity is not None and state.opd_identity.distribution:
+        return state.opd_identity.distribution
+    return tuple(r.to_event_recipient() for r in sop.distribution)
+
+
 def next_step(state: RenjaState, sop: SopDefinition) -> SopStep | None:
     """The step the Renja waits for (number, role, standard...), or None when cancelled/distributed."""
     return None if state.due_step is None else sop.step(state.due_step)
@@ -127,7 +148,11 @@ _UNREVIEWED: dict[str, Any] = {"parafs": (), "signed": False, "signed_version": 
 
 def _on_directive(state: RenjaState, event: DirectiveIssued, plan: StepPlan) -> _Change:
     started = event.level == "arahan" or not state.opd
-    fields = {"opd": event.opd, "opd_code": event.opd_code, "fiscal_year": event.fiscal_year} if started else {}
+    fields: dict[str, Any] = {}
+    if started:
+        fields = {"opd": event.opd, "opd_code": event.opd_code, "fiscal_year": event.fiscal_year}
+        if event.opd_identity is not None:
+            fields["opd_identity"] = event.opd_identity
     return _Change(fields, status="in_progress" if state.status == "not_started" else None)
 
 

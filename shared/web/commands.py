@@ -18,19 +18,31 @@ from shared.command import (
     Decision,
     Effect,
     Respond,
+    ensure_own_opd,
     idempotency_of,
     request_fingerprint,
 )
 from shared.events import Actor
+from shared.process import load_state
 from shared.sop import Command, RenjaState
-from shared.web.deps import command_unit
+from shared.web.deps import command_unit, runtime
+
+
+async def authorise_opd(request: Request, actor: Actor, renja_id: UUID) -> None:
+    """Refuse (``OtherOpd``, 403) a command on another OPD's cycle, before anything about the cycle's
+    state is checked or told: the cycle's OPD is read from this service's folded state."""
+    async with runtime(request).require_pool().acquire() as conn:
+        state, _ = await load_state(conn, renja_id)
+    ensure_own_opd(state, actor)
 
 
 async def command_call(request: Request, actor: Actor, renja_id: UUID) -> CommandCall:
     """The ``CommandCall`` of a command request: actor, Renja, Idempotency-Key and ``traceparent`` headers.
 
-    Raises ``IdempotencyKeyInvalid`` (422) for an over-long key.
+    Raises ``OtherOpd`` (403) when the cycle belongs to another OPD than the actor's (``authorise_opd``),
+    ``IdempotencyKeyInvalid`` (422) for an over-long key.
     """
+    await authorise_opd(request, actor, renja_id)
     key = request.headers.get("Idempotency-Key")
     fingerprint = request_fingerprint(request.method, request.url.path, await request.body()) if key else ""
     return CommandCall(

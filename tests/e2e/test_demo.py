@@ -91,11 +91,25 @@ async def test_demo_runs_the_whole_sop_and_the_log_equals_the_timeline(tmp_path:
     assert len(set(ours)) == summary["events"] == len(timeline_ids)
     assert list(dict.fromkeys(ours_in_log_order)) == timeline_ids  # duplicates (re-sends) collapse to one
 
-    # A second run starts a new cycle for a later fiscal year and describes that one.
+    # The registry's two OPDs of Kabupaten Bengkulu Utara: each prepares its Renja 2026 as its own people, or
+    # (the services' clock past 1 January 2026) is refused saying the plan year has begun.
+    region = summary["region"]
+    assert [r["opd"] for r in region] == ["Bapperida", "Disdik"]
+    for r in region:
+        if r["status"] == "ditolak":
+            assert "plan_year_begun" in r["note"] or "sudah dimulai" in r["note"], r
+        else:
+            assert r["plan_year"] == 2026 and r["region"] == "Kabupaten Bengkulu Utara", r
+
+    # A second run starts a new cycle for a later fiscal year and describes that one; a registry OPD's
+    # cycle that exists is reported, not repeated.
     second = await asyncio.to_thread(run_demo, tmp_path / "second")
     assert second["renja_id"] != summary["renja_id"]
     assert second["fiscal_year"] > summary["fiscal_year"]
     assert second["verify_ok"] and second["rebuild_equals_live"]
+    for first, again in zip(region, second["region"], strict=True):
+        if first.get("renja_id"):
+            assert again["renja_id"] == first["renja_id"]
 
 
 async def test_a_cancelled_cycle_is_seen_as_cancelled_by_every_service(stack: StackSettings) -> None:

@@ -54,10 +54,12 @@ async def test_steps_1_to_3_in_order_by_their_roles(topic: str) -> None:
 async def test_the_arahans_opd_code_is_published_on_every_directive(topic: str) -> None:
     code = "5.01.5.05.0.00.01.0000"
     async with run_service(create_app, DirectiveSettings, topic=topic) as (client, s):
-        r = await client.post("/renja", json={**ARAHAN, "opd_code": code}, headers=auth(s, "kepala_badan"))
+        r = await client.post("/renja", json={**ARAHAN, "opd_code": code}, headers=auth(s, "kepala_badan", opd=code))
         assert r.status_code == 201, r.text
         renja_id = r.json()["renja_id"]
-        r = await client.post(f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "sekretaris"))
+        r = await client.post(
+            f"/renja/{renja_id}/instruksi", json={"text": "Segera"}, headers=auth(s, "sekretaris", opd=code)
+        )
         assert r.status_code == 201, r.text
         records = await read_all(s.kafka_bootstrap, topic, expect=2)
         assert [json.loads(x.value)["opd_code"] for x in records] == [code, code]

@@ -32,6 +32,8 @@ from shared.sop import (
     RecordReceipt,
     ReturnDraft,
     Sign,
+    cycle_distribution,
+    cycle_units,
 )
 from tests.kit.people import PEOPLE
 
@@ -55,8 +57,14 @@ def _akhir(c: Cycle) -> tuple[int, str]:
 
 def arahan(c: Cycle) -> Command:
     year = c.options.fiscal_year or 2100 - (c.renja_id.int % 90)
-    text = f"Susun Renja {year} sesuai Renstra (uji)"
-    return IssueArahan(opd=c.options.opd, fiscal_year=year, text=text, opd_code=c.options.opd_code)
+    identity = c.options.identity
+    return IssueArahan(
+        opd=c.options.opd if identity is None else identity.name,
+        fiscal_year=year,
+        text=f"Susun Renja {year} sesuai Renstra (uji)",
+        opd_code=c.options.opd_code if identity is None else identity.code,
+        opd_identity=identity,
+    )
 
 
 def instruksi(c: Cycle) -> Command:
@@ -74,7 +82,7 @@ def collected(c: Cycle) -> Command:
             UnitDelivery(
                 unit=u, rows=o.rows_per_unit, rows_sha256=_sha(f"{c.renja_id}:{u}"), pagu_total=o.pagu_per_unit
             )
-            for u in c.sop.unit_codes
+            for u in (unit.code for unit in cycle_units(c.state, c.sop))
         )
     )
 
@@ -152,7 +160,7 @@ def distribute(c: Cycle) -> Command:
         version=s.signed_version,
         content_sha256=s.signed_sha256,
         archive_ref=f"ARSIP/RENJA/{s.fiscal_year}/{str(c.renja_id)[:8]}",
-        recipients=tuple(r.to_event_recipient() for r in c.sop.distribution),
+        recipients=cycle_distribution(c.state, c.sop),
     )
 
 

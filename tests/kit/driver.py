@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4, uuid5
 
-from shared.events import Event, Role, ServiceName
+from shared.events import Event, OpdIdentity, Role, ServiceName
 from shared.settings import ServiceSettings
 from shared.sop import Command, CommandContext, RenjaState, SopDefinition, decide, evolve, load_sop
 from tests.kit import commands, http
@@ -74,6 +74,7 @@ class DriveOptions:
     awal_blocking_findings: int = 0
     akhir_blocking_findings: int = 0
     akhir_warning_findings: int = 0
+    identity: OpdIdentity | None = None  # a registry OPD's snapshot (``Registry.identity``); None: no registry
 
 
 @dataclass

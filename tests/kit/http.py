@@ -22,6 +22,7 @@ import httpx
 
 from services.documents.intake import Row
 from shared.events import Role, ServiceName
+from shared.registry import load_registry
 from shared.sop import SopDefinition
 from tests.kit.people import BIDANG_HEADS, PEOPLE, Person
 from tests.kit.rows import rollup_corrections, rows_by_unit, rows_csv, zero_pagu
@@ -123,6 +124,10 @@ class HttpCycle:
     rows: list[Row] = field(default_factory=list)
     report: Callable[[int | None, str], None] = _silent
     key_prefix: str = "demo"
+    opd_code: str | None = None
+    """The OPD's SIPD code in the region registry (the tokens must carry the same ``opd`` claim)."""
+    recipients: list[str] = field(default_factory=list)
+    """The recipients the distribution named (the cycle's OPD's list); receipts are recorded for these."""
     cancel_reason: str = "Digabung dengan siklus lain"
     renja_id: str = ""
     awal: dict[str, Any] = field(default_factory=dict)
@@ -164,7 +169,8 @@ async def post_arahan(c: HttpCycle, row: Step) -> None:
         "opd": c.opd,
         "fiscal_year": c.year,
         "addressee_name": c.addressee(row),
-        "text": f"Segera susun Rencana Kerja {c.opd} tahun {c.year} sesuai Renstra dan SOP Penyusunan Renja.",
+        "text": f"Segera susun Rencana Kerja {c.opd} tahun rencana {c.year} sesuai Renstra dan SOP Penyusunan Renja.",
+        **({"opd_code": c.opd_code} if c.opd_code else {}),
     }
     headers = {"Idempotency-Key": f"{c.key_prefix}-arahan-{c.year}"}
     r = await c.http.call(row.service, "POST", "/renja", row.role, json=body, headers=headers)
@@ -192,11 +198,12 @@ post_perintah = post_directive(
 
 async def deliver_rows(c: HttpCycle, row: Step) -> None:
     """Step 4: each unit's rows (CSV) and a cover letter, then the collection marked complete."""
+    opd = load_registry().find(c.opd_code) if c.opd_code else None
     try:
-        by_unit = rows_by_unit(c.rows, c.sop)
+        by_unit = rows_by_unit(c.rows, c.sop, opd)
     except ValueError as exc:
         raise DriveError(str(exc)) from exc
-    for unit in c.sop.units:
+    for unit in opd.units if opd is not None else c.sop.units:
         delivered = by_unit[unit.code]
         table = (f"renja-{c.year}-{unit.code.lower()}.csv", rows_csv(delivered), "text/csv")
         await c.send(row, "POST", f"/units/{unit.code}/rows", files={"file": table})
@@ -314,8 +321,10 @@ async def post_sign(c: HttpCycle, row: Step) -> None:
 
 
 async def post_receipt(c: HttpCycle, row: Step) -> None:
-    """Record the receipt of the next recipient of the SOP file's distribution list without one."""
-    name = next(r.name for r in c.sop.distribution if r.name not in c.receipts)
+    """Record the receipt of the next recipient without one: of the distribution made (``c.recipients``),
+    else of the SOP file's list."""
+    names = c.recipients or [r.name for r in c.sop.distribution]
+    name = next(n for n in names if n not in c.receipts)
     body = {"recipient": name, "received_by": f"Petugas penerima {name}", "received_at": datetime.now(UTC).isoformat()}
     await c.send(row, "POST", "/distribution/receipts", json=body)
     c.receipts.append(name)
@@ -324,10 +333,11 @@ async def post_receipt(c: HttpCycle, row: Step) -> None:
 async def post_distribution(c: HttpCycle, row: Step) -> None:
     """Distribute the signed Renja, then record a receipt from every recipient."""
     distributed = await c.send(row, "POST", "/distribution", json=c.draft(c.akhir))
-    for _ in c.sop.distribution:
+    c.recipients = list(distributed.get("recipients") or [r.name for r in c.sop.distribution])
+    for _ in c.recipients:
         await post_receipt(c, row)  # the same person at the same service
     archive = distributed.get("archive_ref", "")
-    c.report(row.number, f"distributed ({archive}) with {len(c.sop.distribution)} receipts")
+    c.report(row.number, f"distributed ({archive}) with {len(c.recipients)} receipts")
 
 
 async def post_cancel(c: HttpCycle, row: Step) -> None:

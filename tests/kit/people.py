@@ -12,19 +12,20 @@ from shared.events import Actor, Role
 
 
 class Person(NamedTuple):
-    """A name as it appears in the audit trail and an 18-digit NIP (Nomor Induk Pegawai)."""
+    """A name as it appears in the audit trail, an 18-digit NIP (Nomor Induk Pegawai) and a pangkat/golongan."""
 
     name: str
     nip: str
+    pangkat: str = ""
 
 
 PEOPLE: dict[Role, Person] = {
-    "kepala_badan": Person("Dr. Hendra Gunawan, M.Si. (fiktif)", "197501012000031001"),
-    "sekretaris": Person("Ir. Ratna Sari Dewi, M.T. (fiktif)", "197803152003122002"),
-    "kasubag_pp": Person("Agus Prasetyo, S.E., M.M. (fiktif)", "198206202008011003"),
-    "staf": Person("Dewi Lestari, S.Kom. (fiktif)", "199001102015032004"),
-    "auditor": Person("Bambang Sutrisno, Ak. (fiktif)", "198512122010011005"),
-    "bappeda": Person("Lina Marlina, S.T., M.Sc. (fiktif)", "198309092009022009"),
+    "kepala_badan": Person("Dr. Hendra Gunawan, M.Si. (fiktif)", "197501012000031001", "Pembina Utama Muda (IV/c)"),
+    "sekretaris": Person("Ir. Ratna Sari Dewi, M.T. (fiktif)", "197803152003122002", "Pembina Tingkat I (IV/b)"),
+    "kasubag_pp": Person("Agus Prasetyo, S.E., M.M. (fiktif)", "198206202008011003", "Penata Tingkat I (III/d)"),
+    "staf": Person("Dewi Lestari, S.Kom. (fiktif)", "199001102015032004", "Penata Muda Tingkat I (III/b)"),
+    "auditor": Person("Bambang Sutrisno, Ak. (fiktif)", "198512122010011005", "Penata (III/c)"),
+    "bappeda": Person("Lina Marlina, S.T., M.Sc. (fiktif)", "198309092009022009", "Penata Tingkat I (III/d)"),
 }
 """One person per human role (``system`` is no person)."""
 

@@ -13,12 +13,27 @@ import io
 from pathlib import Path
 
 from services.documents.intake import Row, parse_rows
+from shared.registry import Opd
 from shared.sop import SopDefinition
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_FILE = REPO / "data" / "renja-2024-bapelitbang-ppu.csv"
 OPD = "Badan Perencanaan Pembangunan, Penelitian dan Pengembangan Daerah (Bapelitbang) Kabupaten Penajam Paser Utara"
 DATA_YEAR = 2024  # the year of the source rows (tahun_anggaran 2024 in the SIPD export)
+
+BENGKULU_UTARA: dict[str, Path] = {
+    "5.01.5.05.0.00.01.0000": REPO / "data" / "renja-2026-bapperida-bengkulu-utara.csv",
+    "1.01.2.22.0.00.01.0000": REPO / "data" / "renja-2026-disdik-bengkulu-utara.csv",
+}
+"""The SIPD-RI Renja 2026 rows (prakiraan maju 2027) of the shipped registry's two OPDs, by SIPD code."""
+BENGKULU_UTARA_YEAR = 2026
+
+
+def load_opd_rows(code: str) -> list[Row]:
+    """The Renja 2026 rows of the Bengkulu Utara OPD ``code`` (``BENGKULU_UTARA``), parsed by the intake."""
+    path = BENGKULU_UTARA[code]
+    return parse_rows(path.name, path.read_bytes(), unit="-")
+
 
 UNIT_OF_PREFIX: dict[str, str] = {
     "5.01.01": "SET",
@@ -36,23 +51,31 @@ def load_rows() -> list[Row]:
     return parse_rows(DATA_FILE.name, DATA_FILE.read_bytes(), unit="-")
 
 
-def unit_of(kode: str) -> str:
-    """The unit delivering row ``kode``: the longest matching prefix in ``UNIT_OF_PREFIX``.
-
-    Raises ``ValueError`` for a code no prefix covers.
-    """
-    matches = [p for p in UNIT_OF_PREFIX if kode == p or kode.startswith(p + ".")]
+def unit_of(kode: str, prefixes: dict[str, str] | None = None) -> str:
+    """The unit delivering row ``kode``: the longest matching prefix in ``prefixes`` (default
+    ``UNIT_OF_PREFIX``). Raises ``ValueError`` for a code no prefix covers."""
+    table = UNIT_OF_PREFIX if prefixes is None else prefixes
+    matches = [p for p in table if kode == p or kode.startswith(p + ".")]
     if not matches:
         raise ValueError(f"no unit for row {kode}")
-    return UNIT_OF_PREFIX[max(matches, key=len)]
+    return table[max(matches, key=len)]
 
 
-def rows_by_unit(rows: list[Row], sop: SopDefinition) -> dict[str, list[Row]]:
-    """``rows`` split by delivering unit, one (possibly empty) list per unit of the SOP file, in its order."""
-    by_unit: dict[str, list[Row]] = {u.code: [] for u in sop.units}
+def rows_by_unit(rows: list[Row], sop: SopDefinition, opd: Opd | None = None) -> dict[str, list[Row]]:
+    """``rows`` split by delivering unit, one (possibly empty) list per unit, in order: the registry
+    OPD's units by their ``programs`` prefixes, else the SOP file's units by ``UNIT_OF_PREFIX``."""
+    if opd is not None:
+        prefixes = {p: u.code for u in opd.units for p in u.programs}
+        by_unit: dict[str, list[Row]] = {u.code: [] for u in opd.units}
+    else:
+        prefixes, by_unit = dict(UNIT_OF_PREFIX), {u.code: [] for u in sop.units}
     for row in rows:
-        by_unit[unit_of(row.kode)].append(row)
+        by_unit[unit_of(row.kode, prefixes)].append(row)
     return by_unit
+
+
+DEFAULT_LOKASI = "Kabupaten Penajam Paser Utara"
+"""The lokasi of a PPU row without one (the 2024 dump keeps none); Bengkulu Utara rows carry their own."""
 
 
 def rows_csv(rows: list[Row]) -> bytes:
@@ -70,7 +93,7 @@ def rows_csv(rows: list[Row]) -> bytes:
                 r.satuan,
                 "" if r.pagu is None else r.pagu,
                 r.sumber_dana,
-                r.lokasi or "Kabupaten Penajam Paser Utara",
+                r.lokasi or DEFAULT_LOKASI,
             ]
         )
     return out.getvalue().encode("utf-8")
