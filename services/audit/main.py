@@ -44,9 +44,15 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         async with rt.pool.acquire() as conn:
             anomalies.reset(await anomaly_counts(conn))
         app.state.audit = AuditService(settings=cfg, sop=rt.sop, pool=rt.pool, signing_key=key, calendar=calendar)
-        # opd_name: the region registry's lookup (code -> name) once it exists; until then the names the
-        # cycles' arahan carried (services.audit.region.opd_display_name)
-        app.state.region = RegionService(sop=rt.sop, pool=rt.pool, calendar=calendar, opd_name=None)
+        # opd_name: the region registry's name for a code; a code it does not know falls back to the name
+        # the cycle's arahan carried (services.audit.region.opd_display_name)
+        registry = app.state.registry
+
+        def opd_name(code: str) -> str | None:
+            found = registry.find(code)
+            return found.name if found is not None else None
+
+        app.state.region = RegionService(sop=rt.sop, pool=rt.pool, calendar=calendar, opd_name=opd_name)
         projection = LiveProjection(
             pool=rt.pool,
             bootstrap=cfg.kafka_bootstrap,
