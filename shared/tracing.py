@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -159,6 +160,20 @@ def command_span(command: str, renja_id: object) -> Iterator[Span]:
         yield span
 
 
+@contextlib.contextmanager
+def client_span(name: str, traceparent: str | None, tracestate: str | None) -> Iterator[dict[str, str]]:
+    """An outbound HTTP call (a webhook) continuing a stored trace context: yields the ``traceparent`` /
+    ``tracestate`` headers to send (a CLIENT span's when tracing is on, else the stored ones unchanged)."""
+    if not enabled():
+        yield _clean(traceparent, tracestate)
+        return
+    parent = propagate.extract(_clean(traceparent, tracestate))
+    with tracer().start_as_current_span(name, context=parent, kind=SpanKind.CLIENT) as span:
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        yield headers
+
+
 def publish_span(
     topic: str, traceparent: str | None, tracestate: str | None, attributes: Mapping[str, str]
 ) -> tuple[Span | None, str | None, str | None]:
@@ -207,10 +222,15 @@ def handling(
     continues the record's trace context."""
     ids = {"event_id": str(event_id), "renja_id": str(renja_id)}
     with structlog.contextvars.bound_contextvars(**ids):
-        if not enabled():
-            yield
-            return
         parent = propagate.extract(_clean(traceparent, tracestate))
+        if not enabled():
+            # no span, but the record's context is current: what the handler sends on (a webhook) carries it
+            token = otel_context.attach(parent)
+            try:
+                yield
+            finally:
+                otel_context.detach(token)
+            return
         attributes = {
             "messaging.system": "kafka",
             "messaging.destination.name": topic,
