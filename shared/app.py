@@ -35,6 +35,7 @@ from shared.tracing import configure_tracing, instrument_app
 from shared.web.errors import install_error_handlers
 from shared.web.metrics import install_metrics
 from shared.web.middleware import RequestContextMiddleware
+from shared.web.openapi import document_errors
 from shared.web.ops import common_router
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,7 @@ def build_service_app(
     app.include_router(common_router(state_route=state_route))
     for router in routers:
         app.include_router(router)
+    document_errors(app)
     return app
 
 
