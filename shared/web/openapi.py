@@ -3,6 +3,7 @@
 The routes document what is theirs (``COMMAND_ERRORS``, a 409 of their own…); here every operation gets,
 unless it already says more, the answers the shared plumbing gives it:
 - ``401``/``403`` where the operation requires a bearer token (it has ``security``);
+- ``400`` where there is a request body (one that cannot even be parsed);
 - ``404`` where the path names something (a path parameter: unknown Renja, file, meeting…);
 - ``422`` in the one error shape (``ErrorBody``) instead of FastAPI's default ``HTTPValidationError``
   (which our handler never answers);
@@ -22,6 +23,7 @@ from shared.web.errors import ErrorBody
 ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 NO_DATABASE = {"/healthz", "/metrics", "/schemas/events/{file_name}"}
 DEFAULTS: dict[str, str] = {
+    "400": "The body cannot be read at all (not UTF-8, not a form) (`bad_request`).",
     "401": "No bearer token, or it is invalid or expired (`unauthorized`); the answer has `WWW-Authenticate`.",
     "403": "Your role may not do this (`forbidden`).",
     "404": "Nothing of that id or name is known here (`not_found`).",
@@ -47,6 +49,8 @@ def complete_operation(path: str, op: dict[str, Any]) -> None:
         wanted += ["401", "403"]
     if "{" in path:
         wanted.append("404")
+    if op.get("requestBody"):
+        wanted.append("400")
     if op.get("parameters") or op.get("requestBody"):
         wanted.append("422")
     if path not in NO_DATABASE:
