@@ -33,8 +33,11 @@ from shared.registry_api import router as registry_router
 from shared.runtime import KafkaProbe, Runtime
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
+from shared.tracing import configure_tracing, instrument_app
 from shared.web.errors import install_error_handlers
 from shared.web.metrics import install_metrics
+from shared.web.middleware import RequestContextMiddleware
+from shared.web.openapi import document_errors
 from shared.web.ops import common_router
 
 log = structlog.get_logger(__name__)
@@ -61,6 +64,7 @@ def build_service_app(
     event reaches its reaction once.
     """
     configure_logging(settings.service, settings.log_level)
+    configure_tracing(settings.service, settings.tracing, settings.trace_file)
     sop = load_sop(settings.sop_file)
     registry = load_registry(settings.registry_file)  # RegistryFileError (file:line: field) stops start-up
     rt = Runtime(
@@ -72,7 +76,6 @@ def build_service_app(
     rt.commands.reactions = reaction_map
 
     async def handle(conn: asyncpg.Connection, event: Event, _: Delivery) -> None:
-        structlog.contextvars.bind_contextvars(event_id=str(event.event_id), renja_id=str(event.renja_id))
         state = await fold_consumed(conn, event, sop)
         reaction = reaction_map.get(type(event))
         if reaction is not None:
@@ -95,10 +98,13 @@ def build_service_app(
     app.state.verifier = TokenVerifier(settings, registry)
     install_error_handlers(app)
     install_metrics(app, rt)
+    app.add_middleware(RequestContextMiddleware)  # outermost: a clean log context and X-Request-ID
+    instrument_app(app)  # HTTP server spans (when tracing is on)
     app.include_router(common_router(state_route=state_route))
     app.include_router(registry_router)
     for router in routers:
         app.include_router(router)
+    document_errors(app)
     return app
 
 

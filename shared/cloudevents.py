@@ -5,7 +5,7 @@ Invariants:
 - headers ``ce_id``, ``ce_source``, ``ce_type``, ``ce_specversion`` (``1.0``), ``ce_time`` (RFC 3339, UTC),
   ``ce_subject`` (= Renja id), ``ce_dataschema`` (where this deployment serves the data's JSON Schema:
   ``RENJA_SCHEMA_BASE_URL`` + ``/schemas/events/<ce_type>.schema.json``), ``content-type:
-  application/json``, and W3C ``traceparent`` when known;
+  application/json``, W3C ``traceparent`` (and ``tracestate``, beside it) when known;
 - readers are tolerant (unknown fields ignored, unknown types skippable), the envelope is checked strictly;
   an old version of a type is carried up to the current model (``shared.events.versions``) before it is
   validated, so a reader never meets an old version's model.
@@ -86,6 +86,7 @@ def build_headers(
     subject: UUID | str,
     traceparent: str | None = None,
     dataschema_base: str | None = None,
+    tracestate: str | None = None,
 ) -> Headers:
     """CloudEvents binary-mode headers for one event (``time`` as RFC 3339 UTC; ``ce_dataschema`` under
     ``dataschema_base``, by default this process's ``RENJA_SCHEMA_BASE_URL``)."""
@@ -102,6 +103,8 @@ def build_headers(
     ]
     if traceparent and TRACEPARENT_RE.match(traceparent):
         headers.append(("traceparent", traceparent.encode()))
+        if tracestate:  # W3C: a tracestate travels only beside its traceparent
+            headers.append(("tracestate", tracestate.encode()))
     return headers
 
 

@@ -33,6 +33,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import structlog
 
+from shared import tracing
 from shared.events import Actor, Event
 from shared.eventstore import ConcurrencyConflict, append
 from shared.process import load_state, save_state
@@ -134,6 +135,7 @@ class CommandCall:
     renja_id: UUID
     idempotency: Idempotency | None = None
     traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +260,8 @@ class CommandUnit:
 
         name = command_name(decision)
         try:
-            result = await self._attempts(call, decide_now, respond or self._default(call), effect, status_code)
+            with tracing.command_span(name, call.renja_id):
+                result = await self._attempts(call, decide_now, respond or self._default(call), effect, status_code)
         except DomainError as exc:
             self._count(name, "refused", exc.code)
             raise
@@ -339,13 +342,16 @@ class CommandUnit:
         self, conn: asyncpg.Connection, call: CommandCall, state: RenjaState, version: int, events: list[Event]
     ) -> RenjaState:
         """Events + outbox, the new state, inbox rows and reactions for ``events``; the state after them."""
+        # the outbox row keeps the command span's context: the relay's publish span continues it
+        traceparent, tracestate = tracing.current_context(call.traceparent, call.tracestate)
         new_version = await append(
             conn,
             service=self.service,
             stream_id=call.renja_id,
             expected_version=version,
             events=events,
-            traceparent=call.traceparent,
+            traceparent=traceparent,
+            tracestate=tracestate,
         )
         folded: list[tuple[Event, RenjaState]] = []
         new_state = state

@@ -66,6 +66,7 @@ async def append(
     expected_version: int,
     events: Sequence[Event],
     traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> int:
     """Append ``events`` to ``stream_id`` at versions ``expected_version+1 …`` inside the caller's transaction.
 
@@ -75,7 +76,8 @@ async def append(
     """
     if not events:
         return expected_version
-    headers = json.dumps({"traceparent": traceparent} if traceparent else {})
+    trace_context = {"traceparent": traceparent, "tracestate": tracestate}
+    headers = json.dumps({k: v for k, v in trace_context.items() if v})
     encoded = [encode_data(e) for e in events]
     for event, data in zip(events, encoded, strict=True):
         if len(data) > MAX_EVENT_BYTES:

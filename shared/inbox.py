@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 
+from shared import tracing
 from shared.cloudevents import DecodeError, from_kafka, header_map
 from shared.events import Event
 from shared.kafka import start_consumer, start_producer
@@ -53,6 +55,7 @@ class Delivery:
     offset: int
     timestamp_ms: int
     traceparent: str | None
+    tracestate: str | None = None
 
 
 Handler = Callable[[asyncpg.Connection, Event, Delivery], Awaitable[None]]
@@ -90,11 +93,24 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _delivery(rec: ConsumerRecord[bytes, bytes]) -> Delivery:
-    tp = None
+    tp = ts = None
     for name, value in rec.headers or ():
         if name == "traceparent":
             tp = value.decode(errors="replace")
-    return Delivery(rec.topic, rec.partition, rec.offset, rec.timestamp, tp)
+        elif name == "tracestate":
+            ts = value.decode(errors="replace")
+    return Delivery(rec.topic, rec.partition, rec.offset, rec.timestamp, tp, ts)
+
+
+def record_ids(rec: ConsumerRecord[bytes, bytes]) -> dict[str, str | None]:
+    """The ``event_id`` (``ce_id`` header) and ``renja_id`` (key) a record claims, for its log lines, even
+    when it cannot be decoded (None where absent)."""
+    headers = dict(rec.headers or ())
+    ce_id = headers.get("ce_id")
+    return {
+        "event_id": ce_id.decode(errors="replace") if isinstance(ce_id, bytes) else None,
+        "renja_id": rec.key.decode(errors="replace") if rec.key is not None else None,
+    }
 
 
 def dlq_headers(rec: ConsumerRecord[bytes, bytes], consumer: str, reason: str, error: str) -> list[tuple[str, bytes]]:
@@ -225,6 +241,7 @@ class IdempotentConsumer:
                         error=detail[:500],
                         partition=rec.partition,
                         offset=rec.offset,
+                        **record_ids(rec),  # this record's ids, never ones left bound by another
                     )
         self.stats.applied += len(fresh) - len(refused)
         self.stats.duplicates += len(decoded) - len(fresh)
@@ -238,6 +255,19 @@ class IdempotentConsumer:
             except CommitFailedError as exc:  # rebalanced meanwhile: the inbox makes the replay harmless
                 log.info("commit_skipped_after_rebalance", partition=tp.partition, error=str(exc))
 
+    def _handling(self, rec: ConsumerRecord[bytes, bytes], ev: Event) -> contextlib.AbstractContextManager[None]:
+        """The event's ids bound for its log lines and a consumer span continuing the record's trace."""
+        delivery = _delivery(rec)
+        return tracing.handling(
+            topic=rec.topic,
+            event_id=ev.event_id,
+            renja_id=ev.renja_id,
+            event_type=ev.event_type,
+            traceparent=delivery.traceparent,
+            tracestate=delivery.tracestate,
+            consumer=self.name,
+        )
+
     def _skip_unknown(self, rec: ConsumerRecord[bytes, bytes]) -> None:
         """Count a record of an unknown event type (a newer producer's); log the first of each type."""
         ce_type = dict(rec.headers or ()).get("ce_type", b"").decode(errors="replace")
@@ -250,6 +280,7 @@ class IdempotentConsumer:
                 ce_type=ce_type,
                 partition=rec.partition,
                 offset=rec.offset,
+                **record_ids(rec),
             )
 
     async def _claim(
@@ -298,7 +329,8 @@ class IdempotentConsumer:
             try:
                 async with conn.transaction():
                     for rec, ev in fresh:
-                        await self.handler(conn, ev, _delivery(rec))
+                        with self._handling(rec, ev):
+                            await self.handler(conn, ev, _delivery(rec))
                 return []
             except CONNECTION_ERRORS:
                 raise
@@ -308,10 +340,11 @@ class IdempotentConsumer:
         for rec, ev in fresh:
             try:
                 async with conn.transaction():
-                    if self.batch_handler is not None:
-                        await self.batch_handler(conn, [(ev, _delivery(rec))])
-                    else:
-                        await self.handler(conn, ev, _delivery(rec))
+                    with self._handling(rec, ev):
+                        if self.batch_handler is not None:
+                            await self.batch_handler(conn, [(ev, _delivery(rec))])
+                        else:
+                            await self.handler(conn, ev, _delivery(rec))
             except CONNECTION_ERRORS:
                 raise
             except Exception as exc:

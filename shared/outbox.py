@@ -28,6 +28,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
+from shared import tracing
 from shared.cloudevents import build_headers
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
@@ -167,7 +168,7 @@ class OutboxRelay:
         return list(
             await conn.fetch(
                 "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-                " headers->>'traceparent' AS traceparent"
+                " headers->>'traceparent' AS traceparent, headers->>'tracestate' AS tracestate"
                 " FROM events e WHERE published_at IS NULL AND publish_failed_at IS NULL"
                 " AND seq <> ALL($2::bigint[])"
                 " AND NOT EXISTS (SELECT 1 FROM events f WHERE f.stream_id = e.stream_id"
@@ -187,16 +188,20 @@ class OutboxRelay:
         sent: list[asyncpg.Record] = []
         refused: list[tuple[asyncpg.Record, str]] = []
         blocked: set[Any] = set()  # streams with a refused row: their later rows wait behind it
+        spans: list[tracing.Span | None] = []  # the publish span of each sent row (None: tracing is off)
         for r in rows:
             if r["stream_id"] in blocked:
                 continue
+            span, traceparent, tracestate = tracing.publish_span(topic, r["traceparent"], r["tracestate"], _attrs(r))
+            spans.append(span)
             headers = build_headers(
                 event_id=r["event_id"],
                 source=r["source"],
                 event_type=r["event_type"],
                 time=r["occurred_at"],
                 subject=r["stream_id"],
-                traceparent=r["traceparent"],
+                traceparent=traceparent,
+                tracestate=tracestate,
                 dataschema_base=self.dataschema_base,
             )
             try:
@@ -209,7 +214,16 @@ class OutboxRelay:
             except PERMANENT_ERRORS as exc:
                 refused.append((r, f"{type(exc).__name__}: {exc}"))
                 blocked.add(r["stream_id"])
-        await asyncio.gather(*futures)  # every record acknowledged by the broker (acks=all)
+                tracing.end_spans([spans.pop()], exc)
+            except BaseException as exc:
+                tracing.end_spans(spans, exc)
+                raise
+        try:
+            await asyncio.gather(*futures)  # every record acknowledged by the broker (acks=all)
+        except BaseException as exc:
+            tracing.end_spans(spans, exc)
+            raise
+        tracing.end_spans(spans)
         seqs = [r["seq"] for r in sent]
         if self.after_ack is not None:
             await self.after_ack(seqs)
@@ -239,6 +253,15 @@ class OutboxRelay:
         await conn.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
         self.published_total += len(seqs)
         log.debug("outbox_published", count=len(seqs), first_seq=seqs[0], last_seq=seqs[-1])
+
+
+def _attrs(row: asyncpg.Record) -> dict[str, str]:
+    """The publish span's attributes of one outbox row."""
+    return {
+        "renja.event_id": str(row["event_id"]),
+        "renja.renja_id": str(row["stream_id"]),
+        "renja.event_type": row["event_type"],
+    }
 
 
 async def pending_count(conn: asyncpg.Connection) -> int:

@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     service: str = "unnamed"
     log_level: str = "INFO"
+    tracing: Literal["off", "otlp", "file"] | None = None  # unset: otlp if OTEL_EXPORTER_OTLP_ENDPOINT is set
+    trace_file: Path | None = None  # RENJA_TRACING=file: finished spans as JSON lines (shared.tracing)
 
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 15432

@@ -40,6 +40,7 @@ from services.audit.service import AuditService
 from shared.auth import ROLES, TokenVerifier, require_roles
 from shared.events import Actor
 from shared.web.errors import COMMAND_ERRORS, ErrorBody
+from shared.web.schemas import INT8_MAX
 
 router = APIRouter(tags=["audit"])
 
@@ -60,7 +61,7 @@ def audit_service(request: Request) -> AuditService:
 AuditDep = Annotated[AuditService, Depends(audit_service)]
 Reader = Annotated[Actor, Depends(READERS)]
 AsOf = Annotated[str | None, Query(description="ISO 8601 time with zone: the timeline as it stood then")]
-Position = Annotated[int | None, Query(ge=1, description="chain position: the timeline up to this event")]
+Position = Annotated[int | None, Query(ge=1, le=INT8_MAX, description="chain position: the timeline up to this event")]
 
 
 def parse_as_of(as_of: str | None) -> datetime | None:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from services.audit.logreader import Record, close_reader, open_reader, seek_to, topic_partitions
 from services.audit.projector import BatchResult, Projector
 from services.audit.store import stored_offsets
+from shared import tracing
 from shared.inbox import partition_lag
 
 log = structlog.get_logger(__name__)
@@ -101,10 +102,12 @@ class LiveProjection:
         await seek_to(consumer, tps, offsets)
 
     async def _fold(self, records: list[Record]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            # a rebuild's swap takes this lock too: the fold waits while the tables are exchanged
-            await conn.execute(f"LOCK TABLE {self.projector.tables.offsets} IN ROW EXCLUSIVE MODE")
-            result = await self.projector.apply(conn, records)
+        # a span per record, continuing its trace (shared.tracing; a no-op unless tracing is on)
+        with tracing.folding(self.topic, "audit", [tracing.record_trace(rec.headers) for rec in records]):
+            async with self.pool.acquire() as conn, conn.transaction():
+                # a rebuild's swap takes this lock too: the fold waits while the tables are exchanged
+                await conn.execute(f"LOCK TABLE {self.projector.tables.offsets} IN ROW EXCLUSIVE MODE")
+                result = await self.projector.apply(conn, records)
         self.applied += result.applied
         if self.on_batch is not None:
             self.on_batch(result)

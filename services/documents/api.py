@@ -36,6 +36,7 @@ from shared.auth import ANY_ROLE, SOP_ROLES, require_roles
 from shared.events import Actor
 from shared.web.commands import authorise_opd, command_call, command_response
 from shared.web.errors import COMMAND_ERRORS, ErrorBody
+from shared.web.schemas import INT4_MAX, DraftVersion
 
 router = APIRouter(tags=["documents"])
 
@@ -66,7 +67,11 @@ async def rows_refused(_: Request, exc: Exception) -> JSONResponse:
     responses={
         **COMMAND_ERRORS,
         413: {"model": ErrorBody, "description": "file over the size limit"},
-        422: {"model": IntakeErrorPublic, "description": "rows with errors (file, row, column); nothing stored"},
+        422: {
+            "model": IntakeErrorPublic | ErrorBody,
+            "description": "rows with errors (`invalid_rows`: file, row, column; nothing stored), or an invalid "
+            "request (`invalid_request`)",
+        },
     },
 )
 async def upload_rows(
@@ -210,8 +215,8 @@ async def draft_diff(
     renja_id: UUID,
     _: Reader,
     documents: DocumentsDep,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=INT4_MAX)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=INT4_MAX)],
 ) -> DiffPublic:
     return await documents.diff(renja_id, from_version, to_version)
 
@@ -221,7 +226,7 @@ async def draft_diff(
     response_model=DraftPublic,
     summary="One draft version: meta, rows, applied changes (any role)",
 )
-async def get_draft(renja_id: UUID, version: int, _: Reader, documents: DocumentsDep) -> DraftPublic:
+async def get_draft(renja_id: UUID, version: DraftVersion, _: Reader, documents: DocumentsDep) -> DraftPublic:
     return await documents.draft_public(renja_id, version)
 
 
@@ -230,7 +235,7 @@ async def get_draft(renja_id: UUID, version: int, _: Reader, documents: Document
     response_model=list[Finding],
     summary="Findings of a draft version: severity, rule, codes, message, source (any role)",
 )
-async def get_findings(renja_id: UUID, version: int, _: Reader, documents: DocumentsDep) -> list[Finding]:
+async def get_findings(renja_id: UUID, version: DraftVersion, _: Reader, documents: DocumentsDep) -> list[Finding]:
     return await documents.findings(renja_id, version)
 
 
@@ -241,7 +246,12 @@ async def get_findings(renja_id: UUID, version: int, _: Reader, documents: Docum
     responses={200: {"content": {"application/pdf": {}, DOCX_MEDIA: {}}}},
 )
 async def get_document(
-    renja_id: UUID, version: int, kind: Literal["pdf", "docx"], request: Request, _: Reader, documents: DocumentsDep
+    renja_id: UUID,
+    version: DraftVersion,
+    kind: Literal["pdf", "docx"],
+    request: Request,
+    _: Reader,
+    documents: DocumentsDep,
 ) -> Response:
     return file_response(request, await documents.draft_file(renja_id, version, kind))
 

@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import structlog
 from services.notifier import signing, store
 from services.notifier.messages import backoff_seconds, build_email
 from services.notifier.settings import NotifierSettings
+from shared import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -66,13 +68,27 @@ async def post_webhook(client: httpx.AsyncClient, settings: NotifierSettings, ro
     body: bytes = row["body"]
     headers = signing.headers(row["secret"], str(row["event_id"]), int(time.time()), body)
     headers.update({"content-type": "application/cloudevents+json", "user-agent": USER_AGENT})
+    stored = _trace_of(body)
     try:
-        response = await client.post(row["url"], content=body, headers=headers, timeout=settings.webhook_timeout_s)
+        with tracing.client_span("POST webhook", stored.get("traceparent"), stored.get("tracestate")) as trace_headers:
+            headers.update(trace_headers)
+            response = await client.post(row["url"], content=body, headers=headers, timeout=settings.webhook_timeout_s)
     except httpx.HTTPError as exc:
         return Outcome(False, f"{type(exc).__name__}: {exc}")
     if 200 <= response.status_code < 300:
         return Outcome(True, status=response.status_code)
     return Outcome(False, f"HTTP {response.status_code}: {response.text[:200]}", response.status_code)
+
+
+def _trace_of(body: bytes) -> dict[str, str]:
+    """The W3C trace context a queued webhook body carries (its CloudEvents tracing extension), if any."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(envelope, dict):
+        return {}
+    return {k: envelope[k] for k in ("traceparent", "tracestate") if isinstance(envelope.get(k), str)}
 
 
 async def record_outcome(

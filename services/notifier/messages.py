@@ -141,11 +141,12 @@ def build_email(draft_to: str, subject: str, body: str, *, mail_from: str, messa
     return msg
 
 
-def webhook_body(event: Event) -> bytes:
+def webhook_body(event: Event, traceparent: str | None = None, tracestate: str | None = None) -> bytes:
     """The webhook payload: the event as a CloudEvents 1.0 JSON object (structured mode).
 
     ``data`` is the event's own JSON (the same bytes the Kafka record carries), so a subscriber gets the
-    type, source and id beside the whole fact.
+    type, source and id beside the whole fact. ``traceparent``/``tracestate`` (W3C), when known, are added
+    as the CloudEvents distributed-tracing extension attributes; the delivery sends them as headers too.
     """
     envelope = {
         "specversion": SPECVERSION,
@@ -157,6 +158,10 @@ def webhook_body(event: Event) -> bytes:
         "datacontenttype": "application/json",
         "data": json.loads(event.model_dump_json()),
     }
+    if traceparent:
+        envelope["traceparent"] = traceparent
+        if tracestate:
+            envelope["tracestate"] = tracestate
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 

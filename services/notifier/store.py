@@ -16,6 +16,7 @@ import asyncpg
 
 from services.notifier.messages import MailDraft, subscription_matches, webhook_body
 from services.notifier.schemas import WebhookCreated, WebhookDeliveryPublic, WebhookPublic
+from shared import tracing
 from shared.events import Distributed, Event, ReceiptRecorded
 
 EMAIL = "email"
@@ -47,7 +48,7 @@ async def queue_webhooks(conn: asyncpg.Connection, event: Event) -> int:
     wanted = [s["id"] for s in subs if subscription_matches(list(s["event_types"]), event.event_type)]
     if not wanted:
         return 0
-    body = webhook_body(event)
+    body = webhook_body(event, *tracing.current_context())  # the trace of the event's handling goes along
     rows = await conn.fetch(
         "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, renja_id, body)"
         " SELECT s, $2, $3, $4, $5 FROM unnest($1::uuid[]) AS s ON CONFLICT DO NOTHING RETURNING id",

@@ -50,6 +50,7 @@ async def command_call(request: Request, actor: Actor, renja_id: UUID) -> Comman
         renja_id=renja_id,
         idempotency=idempotency_of(key, actor.user_id, fingerprint),
         traceparent=request.headers.get("traceparent"),
+        tracestate=request.headers.get("tracestate"),
     )
 
 

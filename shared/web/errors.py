@@ -103,12 +103,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(asyncpg.DataError)
     async def _bad_value(_: Request, exc: asyncpg.DataError) -> JSONResponse:
-        # e.g. a NUL character (PostgreSQL text cannot hold it) or a number beyond 64 bits
+        # e.g. a NUL character (PostgreSQL text cannot hold it) or a number beyond 64 bits; the database's
+        # own text is logged, never answered (it names internals)
+        log.info("value_refused_by_database", error=f"{type(exc).__name__}: {str(exc)[:200]}")
         return _error(
             422,
             "invalid_value",
-            "A value cannot be stored: remove NUL/control characters and keep numbers within range "
-            f"({type(exc).__name__}: {str(exc)[:200]}).",
+            "A value cannot be stored: remove NUL/control characters and keep numbers within range.",
         )
 
     @app.exception_handler(ServiceStarting)
@@ -131,15 +132,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {
+            400: "bad_request",
             401: "unauthorized",
             403: "forbidden",
             404: "not_found",
+            405: "method_not_allowed",
             409: "conflict",
             413: "too_large",
             422: "invalid_request",
             503: "unavailable",
         }
-        return _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        answer = _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+        answer.headers.update(exc.headers or {})  # e.g. Starlette's Allow on a 405
+        if exc.status_code == 401:
+            answer.headers.setdefault("WWW-Authenticate", 'Bearer realm="renja"')
+        return answer
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
