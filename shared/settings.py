@@ -43,9 +43,7 @@ from shared.manifest import BY_NAME, DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_gro
 
 DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
 
-SECRET_SETTINGS = frozenset(
-    {"postgres_password", "jwt_secret", "kafka_sasl_password", "kafka_ssl_key_password"}
-)
+SECRET_SETTINGS = frozenset({"postgres_password", "jwt_secret", "kafka_sasl_password", "kafka_ssl_key_password"})
 """Settings whose values are secrets: give them as files under ``RENJA_SECRETS_DIR`` (or Secret env)."""
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
