@@ -6,6 +6,8 @@
 #   make test-unit  the unit tier only: no stack; needs only `uv sync` and the Node checks (tools/ajv: Ajv strict;
 #                   tools/asyncapi: the AsyncAPI parser), which it installs
 #   make drill-rolling-upgrade  two releases on the running stack (issue 10 item 5; needs `make up`, ~2 min)
+#   make helm-check helm lint + template + schema validation of deploy/helm/renja (builds helm once; long)
+#   make test-tls   Kafka TLS+SCRAM / mTLS and Postgres ssl=on on scratch servers of their own (~2 min)
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -18,11 +20,15 @@ KAFKA_JAR := deploy/local/kafka/target/kafka-libs/kafka_2.13-3.9.1.jar
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
 PYTEST_MARKERS ?= unit or integration or e2e
+# helm for the chart's offline checks: built from the Go module proxy once into .cache/bin (the Go build
+# cache makes a rebuild in a fresh clone quick).
+HELM_VERSION := v3.21.4
+HELM := $(REPO)/.cache/bin/helm
 
-.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade
+.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls
 
 help:
-	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade"
+	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
@@ -70,6 +76,16 @@ test: setup
 # Not part of `make test`: a newer release (a patched copy of HEAD) beside this one on the running stack.
 drill-rolling-upgrade:
 	uv run python -m deploy.local.drills.rolling_upgrade.drill
+
+# Not part of `make setup`/`make test`: building helm from the Go module proxy takes long on a 2-core machine.
+helm-check:
+	@command -v go >/dev/null 2>&1 || $(APT_INSTALL) golang-go
+	@[ -x $(HELM) ] || GOBIN=$(REPO)/.cache/bin GOFLAGS=-mod=mod go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	RENJA_REQUIRE_HELM=1 uv run pytest -m unit tests/unit/test_helm_chart.py tests/unit/test_container_files.py
+
+# Not part of `make test`: starts its own TLS Kafka and Postgres on the RENJA_SCRATCH_* ports.
+test-tls:
+	uv run pytest -m cluster tests/cluster/test_secured_connections.py
 
 test-unit:
 	@uv sync --frozen -q

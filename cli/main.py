@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, demo, dlq, findings, stack, timers, tokens
+from cli import audit, demo, dlq, findings, migrate, stack, timers, tokens
 
 app = typer.Typer(
     name="renja",
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
+
+# Databases: every service's migrations, once (the container deployment's migrations step).
+app.command("migrate")(migrate.migrate)
 
 # Identity for the local stack.
 app.command("token")(tokens.token)

@@ -114,7 +114,8 @@ async def _start(rt: Runtime, migrations: Path | None, handle: Handler | None) -
     dsn = settings.postgres_dsn()
     rt.pool = await create_pool(dsn, max_size=settings.postgres_pool_max)
     rt.kafka = KafkaProbe(settings.kafka_bootstrap, settings.event_topic)
-    await migrate(dsn, migrations)
+    if settings.migrate_on_start:
+        await migrate(dsn, migrations)
     rt.relay = OutboxRelay(
         dsn=dsn,
         service=settings.service,

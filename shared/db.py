@@ -4,7 +4,10 @@ Invariants:
 - every service talks only to its own database (``ServiceSettings.database``);
 - migrations are Alembic revisions: the shared plumbing branch (``shared/migrations/versions``: events
   + outbox flag, inbox, process state, idempotency keys) plus the service's own branch
-  (``services/<name>/migrations``); ``upgrade heads`` applies both, and is safe to run on every start.
+  (``services/<name>/migrations``); ``upgrade heads`` applies both, and is safe to run on every start;
+- ``migrate`` holds a session-level Postgres advisory lock (``MIGRATION_LOCK_KEY``, per database) while
+  Alembic runs, so N replicas starting at once (or ``renja migrate`` beside a start) migrate one after the
+  other: the first applies the revisions, the others then find nothing left to do.
 """
 
 from __future__ import annotations
@@ -51,12 +54,30 @@ def alembic_config(dsn: str, service_migrations: Path | None) -> Config:
         locations.append(str(service_migrations))
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
-    cfg.set_main_option("sqlalchemy.url", dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+    # The DSN as asyncpg reads it (libpq's sslmode/sslrootcert/... query parameters included), handed to
+    # env.py outside the ini options (no %-interpolation of a URL-quoted password).
+    cfg.attributes["dsn"] = dsn
     return cfg
 
 
-async def migrate(dsn: str, service_migrations: Path | None) -> None:
-    """Run ``alembic upgrade heads`` for this service's database (in a worker thread: Alembic is sync)."""
+# pg_advisory_lock key of the migrations (any fixed bigint; "renja-mi" in ASCII). Locks are per database.
+MIGRATION_LOCK_KEY = 0x72656E6A612D6D69
+
+
+async def migrate(dsn: str, service_migrations: Path | None, *, lock_wait_seconds: float = 600.0) -> None:
+    """Run ``alembic upgrade heads`` for this service's database (in a worker thread: Alembic is sync),
+    under the database's migration advisory lock (waiting up to ``lock_wait_seconds`` for another
+    migrator; ``TimeoutError`` after that). The lock is held on its own connection and released however
+    the upgrade ends (and by Postgres if this process dies)."""
     cfg = alembic_config(dsn, service_migrations)
-    await asyncio.to_thread(command.upgrade, cfg, "heads")
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with asyncio.timeout(lock_wait_seconds):
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        try:
+            await asyncio.to_thread(command.upgrade, cfg, "heads")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    finally:
+        await conn.close()
     log.info("migrations_applied", location=str(service_migrations))

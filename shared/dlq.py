@@ -26,6 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.cloudevents import DecodeError, from_kafka, header_map
 from shared.kafka import ensure_topics, start_producer
+from shared.settings import env_kafka_security
 
 REPLAYS_TOPIC = "renja.events.dlq-replays"
 """Compacted topic of replay markers (key ``<dlq topic>:<partition>:<offset>``, value: when and where)."""
@@ -69,7 +70,9 @@ class ReplayOutcome:
 
 async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of ``topic`` from offset 0 to its end offsets at the time of the call (no group)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **env_kafka_security()
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in await partition_numbers(bootstrap, topic)]
@@ -90,7 +93,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, b
 
 async def partition_numbers(bootstrap: str, topic: str) -> list[int]:
     """Partition numbers of ``topic``; empty if it does not exist (a group that never dead-lettered)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **env_kafka_security())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])

@@ -5,19 +5,30 @@ Invariants:
   so the order of one Renja's events within its partition is kept);
 - consumers never auto-commit (``enable_auto_commit=False``); offsets are committed by the caller after
   its database commit;
-- topics are created explicitly (the broker runs with auto-create off).
+- topics are created explicitly (the broker runs with auto-create off);
+- every client carries the security settings (``RENJA_KAFKA_SECURITY_PROTOCOL``, SASL, TLS files:
+  ``shared.settings.KafkaSecurity``), from this process's environment unless ``security`` is given.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from shared.settings import env_kafka_security
+
 RETRYABLE = (KafkaConnectionError, KafkaError, OSError)
+
+
+def security_of(security: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``security``, else this process's (``shared.settings.env_kafka_security``)."""
+    return dict(security) if security is not None else env_kafka_security()
 
 
 def _retrying(wait_seconds: float) -> AsyncRetrying:
@@ -29,7 +40,9 @@ def _retrying(wait_seconds: float) -> AsyncRetrying:
     )
 
 
-async def start_producer(bootstrap: str, *, client_id: str, wait_seconds: float = 120.0) -> AIOKafkaProducer:
+async def start_producer(
+    bootstrap: str, *, client_id: str, wait_seconds: float = 120.0, security: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
     """An idempotent producer (``acks=all``), started once the broker answers (retries with backoff)."""
     async for attempt in _retrying(wait_seconds):
         with attempt:
@@ -40,6 +53,7 @@ async def start_producer(bootstrap: str, *, client_id: str, wait_seconds: float 
                 linger_ms=5,
                 max_batch_size=256 * 1024,
                 request_timeout_ms=30000,
+                **security_of(security),
             )
             try:
                 await producer.start()
@@ -59,6 +73,7 @@ async def start_consumer(
     listener: object | None = None,
     auto_offset_reset: str = "earliest",
     wait_seconds: float = 120.0,
+    security: Mapping[str, Any] | None = None,
 ) -> AIOKafkaConsumer:
     """A manual-commit consumer subscribed to ``topic`` (or unsubscribed when ``group_id`` is None)."""
     async for attempt in _retrying(wait_seconds):
@@ -71,6 +86,7 @@ async def start_consumer(
                 auto_offset_reset=auto_offset_reset,
                 max_partition_fetch_bytes=4 * 1024 * 1024,
                 isolation_level="read_uncommitted",
+                **security_of(security),
             )
             if group_id is not None:
                 consumer.subscribe([topic], listener=listener)
@@ -83,14 +99,20 @@ async def start_consumer(
     raise AssertionError("unreachable")
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, tuple[int, dict[str, str]]]) -> None:
+async def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, tuple[int, dict[str, str]]],
+    *,
+    replication_factor: int = 1,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Create each ``name -> (partitions, configs)`` topic if absent (replication factor 1 locally)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security_of(security))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name, num_partitions=parts, replication_factor=1, topic_configs=configs)
+            NewTopic(name, num_partitions=parts, replication_factor=replication_factor, topic_configs=configs)
             for name, (parts, configs) in topics.items()
             if name not in existing
         ]

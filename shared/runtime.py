@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.command import CommandUnit
 from shared.inbox import IdempotentConsumer
 from shared.outbox import OutboxRelay
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, env_kafka_security
 from shared.sop import SopDefinition
 
 
@@ -60,6 +60,7 @@ class KafkaProbe:
                         bootstrap_servers=self.bootstrap,
                         client_id="readiness-probe",
                         request_timeout_ms=int(self.timeout_s * 1000),
+                        **env_kafka_security(),
                     )
                     try:
                         await admin.start()

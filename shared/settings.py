@@ -5,6 +5,17 @@ Environment variables use the ``RENJA_`` prefix (the same names the local stack 
 no-Docker stack (``deploy/local``). Outside ``environment=development`` the validator refuses the unsafe
 development defaults (the shared HS256 token secret).
 
+Secrets: every setting can also come from a file named after its variable (lower case, e.g.
+``renja_postgres_password``) in the directory ``RENJA_SECRETS_DIR`` names (compose secrets and Kubernetes
+Secret volumes mount such files; environment variables win over files). ``SECRET_SETTINGS`` lists the
+settings that are secrets (``docs/settings.md`` marks them).
+
+Connections (issue 15): ``kafka_security_protocol`` ``SASL_SSL`` with ``kafka_sasl_*`` (SCRAM-SHA-512, as
+Strimzi's ``KafkaUser`` gives) or ``SSL`` with a client certificate (mTLS: ``kafka_ssl_certfile`` +
+``kafka_ssl_keyfile``), the brokers checked against ``kafka_ssl_cafile``; every client (producer, consumer,
+admin, the CLI) takes them through ``kafka_options()``. Postgres: ``postgres_sslmode`` (libpq's modes) with
+``postgres_sslrootcert`` (and a client certificate, optional), carried in ``postgres_dsn()``.
+
 ``schema_base_url`` (``RENJA_SCHEMA_BASE_URL``) is where this deployment serves the event JSON Schemas
 (every service answers ``GET /schemas/events/{file}``): the base of each record's ``ce_dataschema``.
 Unless set, the local stack's audit: ``RENJA_SERVICE_HOST`` + the audit's port in ``RENJA_SERVICE_PORTS``
@@ -13,23 +24,97 @@ Unless set, the local stack's audit: ``RENJA_SERVICE_HOST`` + the audit's port i
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
+from aiokafka.helpers import create_ssl_context
 from pydantic import AwareDatetime, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from shared.clock import Clock, clock_of
 from shared.manifest import BY_NAME, DLQ_TOPIC_PREFIX, EVENT_TOPIC, consumer_group_of, database_of
 
 DEV_JWT_SECRET = "renja-local-development-secret-change-me-0123456789"
 
+SECRET_SETTINGS = frozenset({"postgres_password", "jwt_secret", "kafka_sasl_password", "kafka_ssl_key_password"})
+"""Settings whose values are secrets: give them as files under ``RENJA_SECRETS_DIR`` (or Secret env)."""
 
-class ServiceSettings(BaseSettings):
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+PostgresSslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class RenjaSettings(BaseSettings):
+    """The base of every settings class: ``RENJA_*`` env, then secret files under ``RENJA_SECRETS_DIR``.
+    An empty variable counts as unset (an override file can blank a value: compose.dev.yaml)."""
+
+    model_config = SettingsConfigDict(env_prefix="RENJA_", extra="ignore", env_ignore_empty=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then ``RENJA_*`` env, then files under ``RENJA_SECRETS_DIR`` (read per instance)."""
+        secrets_dir = os.environ.get("RENJA_SECRETS_DIR", "").strip() or None
+        return init_settings, env_settings, dotenv_settings, SecretsSettingsSource(settings_cls, secrets_dir)
+
+
+class KafkaSecurity(RenjaSettings):
+    """How a Kafka client authenticates and checks the brokers (every ``RENJA_KAFKA_*`` but addresses)."""
+
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None  # secret
+    kafka_ssl_cafile: Path | None = None  # CA (PEM) the brokers' certificates must chain to; None: system CAs
+    kafka_ssl_certfile: Path | None = None  # client certificate (PEM) for mTLS
+    kafka_ssl_keyfile: Path | None = None  # its private key (PEM)
+    kafka_ssl_key_password: str | None = None  # secret; for an encrypted key file
+
+    def kafka_security(self) -> dict[str, Any]:
+        """Keyword arguments for every aiokafka client (producer, consumer, admin): ``security_protocol``,
+        the SASL credentials and an ``ssl_context`` from the CA and client certificate files.
+
+        Raises ``ValueError`` for SASL without a user or password, ``OSError``/``ssl.SSLError`` for an
+        unreadable certificate or key file.
+        """
+        protocol = self.kafka_security_protocol
+        options: dict[str, Any] = {"security_protocol": protocol}
+        if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise ValueError(
+                    f"RENJA_KAFKA_SECURITY_PROTOCOL={protocol} needs RENJA_KAFKA_SASL_USERNAME and "
+                    "RENJA_KAFKA_SASL_PASSWORD"
+                )
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password,
+            }
+        if protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = create_ssl_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+                certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+                keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+                password=self.kafka_ssl_key_password,
+            )
+        return options
+
+
+class ServiceSettings(KafkaSecurity):
     """Connection and identity settings every service needs. Units: seconds unless named otherwise."""
-
-    model_config = SettingsConfigDict(env_prefix="RENJA_", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
     service: str = "unnamed"
@@ -43,6 +128,11 @@ class ServiceSettings(BaseSettings):
     postgres_password: str = ""
     postgres_database: str | None = None  # defaults to the service's database in shared.manifest
     postgres_pool_max: int = 10
+    postgres_sslmode: PostgresSslMode | None = None  # None: libpq's default (prefer)
+    postgres_sslrootcert: Path | None = None  # CA bundle (PEM) the server's certificate must chain to
+    postgres_sslcert: Path | None = None  # client certificate (PEM), if the server asks for one
+    postgres_sslkey: Path | None = None  # its private key (PEM)
+    migrate_on_start: bool = True  # false where a migrations step (renja migrate) runs before the services
 
     kafka_host: str = "127.0.0.1"
     kafka_port: int = 19092
@@ -101,9 +191,23 @@ class ServiceSettings(BaseSettings):
         return self.kafka_servers or f"{self.kafka_host}:{self.kafka_port}"
 
     def postgres_dsn(self, database: str | None = None) -> str:
-        """asyncpg DSN for ``database`` (default: this service's own database)."""
-        auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
-        return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{database or self.database}"
+        """asyncpg DSN for ``database`` (default: this service's own database), with the TLS settings as
+        libpq query parameters (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``) when set."""
+        auth = quote(self.postgres_user, safe="")
+        if self.postgres_password:
+            auth += ":" + quote(self.postgres_password, safe="")
+        query = urlencode({
+            name: str(value)
+            for name, value in (
+                ("sslmode", self.postgres_sslmode),
+                ("sslrootcert", self.postgres_sslrootcert),
+                ("sslcert", self.postgres_sslcert),
+                ("sslkey", self.postgres_sslkey),
+            )
+            if value is not None
+        })  # fmt: skip
+        dsn = f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{database or self.database}"
+        return f"{dsn}?{query}" if query else dsn
 
     @model_validator(mode="after")
     def _schema_base_url_from_the_stack(self) -> ServiceSettings:
@@ -122,6 +226,13 @@ class ServiceSettings(BaseSettings):
                 "RENJA_CLOCK_EPOCH); events must record real time"
             )
         return self
+
+
+@cache
+def env_kafka_security() -> dict[str, Any]:
+    """This process's Kafka client security options (``KafkaSecurity().kafka_security()`` from the
+    ``RENJA_*`` env and secret files), read once: what ``shared.kafka`` gives every client by default."""
+    return KafkaSecurity().kafka_security()
 
 
 @cache

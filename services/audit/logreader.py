@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.cloudevents import DecodeError, from_kafka
 from shared.events import Event
+from shared.settings import env_kafka_security
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]  # explicit alias: mypy needs it to use the name as a type
 
@@ -33,6 +34,7 @@ async def open_reader(bootstrap: str, client_id: str) -> AIOKafkaConsumer:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **env_kafka_security(),
     )
     await consumer.start()
     return consumer

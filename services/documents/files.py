@@ -1,5 +1,5 @@
 """Files of the documents service: uploads (reading, size and emptiness checks, the rows they hold),
-the content-addressed store's reads and writes off the event loop, rendering drafts and records to
+the content-addressed blob store's reads and writes, rendering drafts and records to
 PDF/DOCX, and serving stored bytes with ``ETag`` = SHA-256.
 
 Rendering policy (why): WeasyPrint takes seconds and is not made for concurrent use, so renders run in a
@@ -18,12 +18,13 @@ from urllib.parse import quote
 import asyncpg
 from fastapi import Request, Response
 
+from services.documents.blobs import BlobStore
 from services.documents.domain import InvalidRequest, RowsRefused, TooLarge, Unavailable
 from services.documents.draft import DraftMeta
 from services.documents.findings import Finding
 from services.documents.intake import IntakeError, Row, check_upload, parse_rows
 from services.documents.rendering import MeetingDoc, render_draft_docx, render_draft_pdf
-from services.documents.store import FileStore, meeting_event
+from services.documents.store import meeting_event
 from shared.events import FileRef
 
 PDF_MEDIA = "application/pdf"
@@ -121,19 +122,19 @@ class StoredFile:
 
 @dataclass
 class DocumentFiles:
-    """The content-addressed file store, used off the event loop, and the renderers, one at a time."""
+    """The content-addressed blob store (``services.documents.blobs``) and the renderers, one at a time."""
 
-    store: FileStore
+    store: BlobStore
     render_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def put(self, data: bytes) -> str:
         """Store ``data``; its SHA-256."""
-        return await asyncio.to_thread(self.store.put, data)
+        return await self.store.put(data)
 
     async def read(self, sha: str) -> bytes:
         """The stored bytes; ``Unavailable`` (503) when the file is missing from the store."""
         try:
-            return await asyncio.to_thread(self.store.read, sha)
+            return await self.store.read(sha)
         except FileNotFoundError as exc:
             raise Unavailable(f"The stored file {sha[:12]}… is missing from the file store; restore it.") from exc
 

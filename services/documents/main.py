@@ -9,12 +9,12 @@ from fastapi import FastAPI
 
 from services.documents import consumers
 from services.documents.api import router, rows_refused
+from services.documents.blobs import BlobStore, DirectoryBlobStore, PostgresBlobStore
 from services.documents.domain import RowsRefused
 from services.documents.files import DocumentFiles
 from services.documents.findings import load_nomenclature, load_renstra
 from services.documents.service import DocumentsService
 from services.documents.settings import DocumentsSettings
-from services.documents.store import FileStore
 from shared.app import build_service_app
 from shared.runtime import Runtime
 
@@ -47,8 +47,15 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
         sop=rt.sop,
         pool=rt.require_pool,
         commands=rt.commands,
-        files=DocumentFiles(FileStore(settings.files_dir)),
+        files=DocumentFiles(blob_store(settings, rt)),
         nomenclature=load_nomenclature(settings.nomenclature_file),
         renstra=load_renstra(settings.renstra_file),
     )
     return app
+
+
+def blob_store(settings: DocumentsSettings, rt: Runtime) -> BlobStore:
+    """The store ``RENJA_FILE_STORE`` names: the documents database (default) or ``RENJA_FILES_DIR``."""
+    if settings.file_store == "directory":
+        return DirectoryBlobStore(settings.files_dir)
+    return PostgresBlobStore(rt.require_pool)

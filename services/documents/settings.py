@@ -24,7 +24,9 @@ def _default_files_dir() -> Path:
 class DocumentsSettings(ServiceSettings):
     """``RENJA_*`` environment; the service name fixes the database (``documents``) and consumer group.
 
-    - ``files_dir``: where uploaded and rendered files are stored, each named by its SHA-256;
+    - ``file_store``: where uploaded and rendered files are stored, each named by its SHA-256: ``postgres``
+      (default: chunked in the documents database, so replicas keep no local state) or ``directory``;
+    - ``files_dir``: the directory of ``file_store=directory`` (a volume shared by every replica);
     - ``max_upload_bytes``: the largest accepted upload (bytes; larger is refused with 413);
     - ``renstra_file`` / ``nomenclature_file``: the reference data the findings check against
       (Renstra PD of the agency; the national code list in force, versioned by regulation);
@@ -34,6 +36,7 @@ class DocumentsSettings(ServiceSettings):
     """
 
     service: str = "documents"
+    file_store: Literal["postgres", "directory"] = "postgres"
     files_dir: Path = Field(default_factory=_default_files_dir)
     max_upload_bytes: int = Field(default=10 * MIB, gt=0)
     renstra_file: Path = REPO_DATA / "renstra-2026-2030-bappeda-banyuwangi.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from alembic import context
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
@@ -19,9 +20,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _main() -> None:
-    url = config.get_main_option("sqlalchemy.url")
-    assert url is not None
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    dsn: str = config.attributes["dsn"]  # shared.db.alembic_config: asyncpg parses the TLS parameters itself
+    engine = create_async_engine(
+        "postgresql+asyncpg://", async_creator=lambda: asyncpg.connect(dsn), poolclass=pool.NullPool
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -69,7 +69,7 @@ async def service(
     topic: str, sop_file: Path, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, DocumentsSettings]]:
     async with run_service(
-        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, files_dir=tmp_path / "files",
+        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, file_store="postgres",
         max_upload_bytes=LIMIT,
     ) as (client, s):  # fmt: skip
         assert isinstance(s, DocumentsSettings)
@@ -234,7 +234,7 @@ async def test_step_4_intake_formats_refusals_and_collection(
          "message": "'sejuta' bukan angka rupiah"}
     ]  # fmt: skip
     assert await db_count(s, "SELECT count(*) FROM unit_rows WHERE renja_id = $1", rid) == 0
-    assert not (tmp_path / "files").exists() or not list((tmp_path / "files").iterdir())
+    assert await db_count(s, "SELECT count(*) FROM blobs") == 0  # refused rows: no bytes stored
 
     # 0-byte and over-limit files, rows and attachments alike.
     r = await post_rows(client, s, rid, "SET", "kosong.csv", b"")
@@ -255,7 +255,6 @@ async def test_step_4_intake_formats_refusals_and_collection(
     assert r.status_code == 201 and r.json()["rows"] == 3
     await deliver_everything(client, s, rid, sop)
     assert await db_count(s, "SELECT count(*) FROM unit_rows WHERE renja_id = $1", rid) == 4
-    assert not list((tmp_path / "files").glob(".incoming-*"))
 
     r = await client.get(f"/renja/{rid}/units", headers=auth(s, "auditor"))
     assert r.status_code == 200
@@ -265,7 +264,15 @@ async def test_step_4_intake_formats_refusals_and_collection(
     (attached,) = units["LITBANG"]["files"]
     assert attached["name"] == "Kajian Litbang – Café 研究.pdf"
     assert attached["sha256"] == hashlib.sha256(b"%PDF-1.4 kajian\n").hexdigest()
-    assert (tmp_path / "files" / attached["sha256"]).read_bytes() == b"%PDF-1.4 kajian\n"
+    assert (
+        await db_count(  # the bytes live in the documents database (RENJA_FILE_STORE=postgres)
+            s,
+            "SELECT count(*) FROM blob_chunks WHERE sha256 = $1 AND data = $2",
+            attached["sha256"],
+            b"%PDF-1.4 kajian\n",
+        )
+        == 1
+    )
     assert sum(u["pagu_total"] for u in units.values()) == PPU_TOTAL
     r = await client.get(f"/renja/{rid}/units/LITBANG/files/{attached['sha256']}", headers=auth(s, "auditor"))
     assert r.status_code == 200 and r.content == b"%PDF-1.4 kajian\n"
@@ -291,7 +298,7 @@ async def test_cells_and_amounts_beyond_what_can_be_read_or_stored_are_422s(
     topic: str, sop_file: Path, tmp_path: Path
 ) -> None:
     async with run_service(
-        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, files_dir=tmp_path / "files",
+        create_app, DocumentsSettings, topic=topic, sop_file=sop_file, file_store="postgres",
         max_upload_bytes=1024 * 1024,
     ) as (client, s):  # fmt: skip
         sop = load_sop(s.sop_file)

@@ -144,7 +144,7 @@ def test_compose_runs_each_service_with_its_app_name_and_port(spec: manifest.Ser
 
     assert service["environment"]["RENJA_SERVICE"] == spec.name
     assert spec.app in service["command"]
-    assert service["ports"] == [f"{spec.port}:8000"]
+    assert service["ports"] == [f"127.0.0.1:{spec.port}:8000"]
 
 
 def test_compose_creates_one_dead_letter_topic_per_manifest_group_and_one_database_per_service() -> None:
