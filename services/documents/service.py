@@ -44,7 +44,7 @@ from services.documents.files import (
     read_rows,
     read_uploads,
 )
-from services.documents.findings import Finding, Nomenclature, Renstra, compute_findings, ordered
+from services.documents.findings import Finding, Nomenclature, Renstra, ordered
 from services.documents.intake import Row
 from services.documents.rendering import (
     SignatureBlock,
@@ -67,6 +67,7 @@ from services.documents.schemas import (
 )
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DraftRecord
+from services.documents.verifier import ReviewContext, SumberDana, review
 from shared.command import CommandCall, CommandResult, CommandUnit, UnknownRenja
 from shared.events import Actor, Event, RequestedChange
 from shared.process import load_state
@@ -103,7 +104,8 @@ class DocumentsService:
         commands: CommandUnit,
         files: DocumentFiles,
         nomenclature: Nomenclature,
-        renstra: Renstra,
+        renstra: Renstra | None,
+        sumber_dana: SumberDana | None = None,
     ) -> None:
         self.settings = settings
         self.sop = sop
@@ -112,6 +114,7 @@ class DocumentsService:
         self.files = files
         self.nomenclature = nomenclature
         self.renstra = renstra
+        self.sumber_dana = sumber_dana
         self._draft_locks: dict[UUID, asyncio.Lock] = {}
 
     @property
@@ -311,10 +314,13 @@ class DocumentsService:
             raise Conflict("The Renja's OPD and fiscal year are not known yet (no arahan received).")
         meta = DraftMeta(
             opd=state.opd, fiscal_year=state.fiscal_year, stage=stage, version=state.next_draft_version(),
-            region=self.region, nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
+            region=self.region, nomenclature=self.nomenclature.regulation,
+            renstra=self.renstra.title if self.renstra else "",
         )  # fmt: skip
-        checks = compute_findings(rows, nomenclature=self.nomenclature, renstra=self.renstra,
-                                  government_level=self.settings.government_level)  # fmt: skip
+        context = ReviewContext(plan_year=state.fiscal_year, opd=state.opd or "",
+                                government_level=self.settings.government_level)  # fmt: skip
+        checks = review(rows, nomenclature=self.nomenclature, renstra=self.renstra, sumber_dana=self.sumber_dana,
+                        context=context)  # fmt: skip
         findings = ordered([*checks, *extra_findings])
         pdf, docx = await self.files.render_draft(meta, rows, findings)
         return DraftRecord(
