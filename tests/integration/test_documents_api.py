@@ -95,10 +95,11 @@ def csv_bom_semicolons(rows: list[Row]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["Kode Rekening", "Uraian", "Indikator Kinerja", "Target", "Satuan", "Pagu Indikatif (Rp)",
-                     "Sumber Dana"])  # fmt: skip
+                     "Sumber Dana", "Target n+1", "Pagu n+1 (Rp)"])  # fmt: skip
     for r in rows:
         pagu = "" if r.pagu is None else f"Rp {_id(r.pagu)}"
-        writer.writerow([r.kode, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+        pagu_n1 = "" if r.pagu_n1 is None else f"Rp {_id(r.pagu_n1)}"
+        writer.writerow([r.kode, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana, r.target_n1, pagu_n1])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -106,10 +107,13 @@ def plain_csv(rows: list[Row], *, bad_pagu_at: int | None = None) -> bytes:
     """The data file's own shape (SIPD-like column names, plain integers); optionally one bad pagu."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["kode", "level", "nama", "indikator", "target", "satuan", "pagu_indikatif_rp", "sumber"])
+    writer.writerow(["kode", "level", "nama", "indikator", "target", "satuan", "pagu_indikatif_rp", "sumber",
+                     "target_n1", "pagu_n1_rp"])  # fmt: skip
     for i, r in enumerate(rows):
         pagu = "sejuta" if i == bad_pagu_at else ("" if r.pagu is None else str(r.pagu))
-        writer.writerow([r.kode, r.level, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+        pagu_n1 = "" if r.pagu_n1 is None else str(r.pagu_n1)
+        writer.writerow([r.kode, r.level, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana, r.target_n1,
+                         pagu_n1])  # fmt: skip
     return out.getvalue().encode("utf-8")
 
 
@@ -119,12 +123,13 @@ def xlsx_merged_headers(rows: list[Row]) -> bytes:
     ws = wb.active
     ws.append(["Tabel T-C.33 Rumusan Rencana Program dan Kegiatan PD Tahun 2024"])
     ws.append(["Kode", "Program/Kegiatan/Sub Kegiatan", "Indikator Kinerja", "Rencana Tahun 2024", None, None, None,
-               None, "Catatan Penting"])  # fmt: skip
-    ws.append([None, None, None, "Lokasi", "Target", "Satuan", "Pagu Indikatif", "Sumber Dana", None])
-    ws.append([f"({i})" for i in range(1, 10)])
+               None, "Catatan Penting", "Prakiraan Maju Tahun 2025", None])  # fmt: skip
+    ws.append([None, None, None, "Lokasi", "Target", "Satuan", "Pagu Indikatif", "Sumber Dana", None, "Target", "Pagu"])
+    ws.append([f"({i})" for i in range(1, 12)])
     for r in rows:
-        ws.append([r.kode, r.nama, r.indikator, r.lokasi, r.target, r.satuan, r.pagu, r.sumber_dana, r.catatan])
-    for cells in ("A2:A3", "B2:B3", "C2:C3", "D2:H2", "I2:I3"):
+        ws.append([r.kode, r.nama, r.indikator, r.lokasi, r.target, r.satuan, r.pagu, r.sumber_dana, r.catatan,
+                   r.target_n1, r.pagu_n1])  # fmt: skip
+    for cells in ("A2:A3", "B2:B3", "C2:C3", "D2:H2", "I2:I3", "J2:K2"):
         ws.merge_cells(cells)
     buffer = io.BytesIO()
     wb.save(buffer)
