@@ -55,7 +55,7 @@ DEMO_CYCLE: tuple[Step, ...] = (
     STEPS[5],
     STEPS[6],
     STEPS[7],
-    RETURNS[8],  # the kasubag asks for a note on every zero-pagu sub kegiatan
+    RETURNS[8],  # the kasubag asks for a note on every sub kegiatan with a placeholder pagu
     STEPS[7],  # the corrected Rancangan Akhir
     STEPS[8],
     STEPS[9],

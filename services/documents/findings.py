@@ -45,7 +45,8 @@ SOURCE_RENJA = "Permendagri 86/2017 (Renja Perangkat Daerah; Tabel T-C.33 rumusa
 SOURCE_RENSTRA = "Permendagri 86/2017 (Renja PD disusun berpedoman pada Renstra PD; SOP Penyusunan Renja, peringatan)"
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
-DEFAULT_NOMENCLATURE_PATH = REPO_DATA / "nomenklatur-urusan-5.csv"
+DEFAULT_NOMENCLATURE_PATH = REPO_DATA / "nomenklatur-kepmendagri-1317-2023-kabkota-semua-urusan.csv"
+"""The national list, all urusan, kab/kota form (Kepmendagri 900.1.15.5-1317/2023; ``data/SOURCES.md``)."""
 
 _FORMAT: dict[Level, re.Pattern[str]] = {
     "program": re.compile(r"\d\.\d{2}\.\d{2}"),
@@ -187,11 +188,13 @@ def comparable(text: str) -> str:
     return " ".join(re.sub(r"[^0-9a-z]+", " ", folded).split())
 
 
-def _rupiah(value: int) -> str:
+def rupiah(value: int) -> str:
+    """Whole rupiah as printed in Indonesian documents: ``Rp 1.234.567``."""
     return f"Rp {value:,}".replace(",", ".")
 
 
-def _parent(kode: str) -> str | None:
+def parent_code(kode: str) -> str | None:
+    """The parent row's code: a sub kegiatan's kegiatan, a kegiatan's program; None for a program."""
     parts = kode.split(".")
     if len(parts) == 6:
         return ".".join(parts[:5])
@@ -304,7 +307,7 @@ def _structure_findings(rows: Sequence[Row]) -> list[Finding]:
     by_code = {r.kode: r for r in rows}
     children: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        parent = _parent(row.kode)
+        parent = parent_code(row.kode)
         if parent is None:
             continue
         if parent in by_code:
@@ -344,12 +347,31 @@ def _structure_findings(rows: Sequence[Row]) -> list[Finding]:
                     severity="blocking",
                     rule="rollup_mismatch",
                     codes=(parent_row.kode, *sorted(k.kode for k in kids)),
-                    message=f"Pagu {_LABEL[parent_row.level].lower()} {parent_row.kode} {_rupiah(parent_row.pagu)} "
-                    f"≠ jumlah {kind}-nya {_rupiah(total)} (selisih {_rupiah(abs(parent_row.pagu - total))})",
+                    message=f"Pagu {_LABEL[parent_row.level].lower()} {parent_row.kode} {rupiah(parent_row.pagu)} "
+                    f"≠ jumlah {kind}-nya {rupiah(total)} (selisih {rupiah(abs(parent_row.pagu - total))})"
+                    + _gap_hint(parent_row.pagu - total, kids),
                     source=f"{SOURCE_RENJA}; pagu Bab IV harus sama dengan SIPD",
                 )
             )
     return out
+
+
+def _gap_hint(gap: int, kids: Sequence[Row]) -> str:
+    """When the parent holds more than its children and exactly one child is unfunded (Rp 0), the gap is
+    most plausibly that child's money: say so, so the fix funds the child instead of cutting the parent."""
+    unfunded = [k for k in kids if k.pagu == 0]
+    if gap > 0 and len(unfunded) == 1:
+        return f"; selisih ini kemungkinan pagu {unfunded[0].kode} yang masih Rp 0"
+    return ""
+
+
+_TARGET_UNIT = re.compile(r"([0-9][0-9.,]*)\s*([A-Za-z%].*)")
+
+
+def _positive(target: str) -> bool:
+    """Whether a target's leading number is above 0 ("12", "31 Unit", "1,5"); False for text or 0."""
+    found = re.match(r"\s*(\d[\d.,]*)", target)
+    return bool(found) and any(ch in "123456789" for ch in found.group(1)) if found else False
 
 
 def _completeness_findings(rows: Iterable[Row]) -> list[Finding]:
@@ -363,6 +385,14 @@ def _completeness_findings(rows: Iterable[Row]) -> list[Finding]:
     for row in rows:
         if row.pagu is None:
             add("blocking", "pagu_missing", row, "pagu indikatif kosong")
+        elif row.pagu == 0 and _positive(row.target):
+            add(
+                "blocking",
+                "pagu_zero_with_target",
+                row,
+                f"pagu indikatif Rp 0 dengan target {row.target} {row.satuan}".rstrip()
+                + "; Renja tidak menjanjikan keluaran tanpa dana: danai atau hapus baris ini",
+            )
         elif row.pagu == 0:
             add("warning", "pagu_zero", row, "pagu indikatif Rp 0 (direncanakan tanpa dana)")
         if not row.indikator.strip():
@@ -372,7 +402,11 @@ def _completeness_findings(rows: Iterable[Row]) -> list[Finding]:
         elif re.fullmatch(r"0+([.,]0+)?", row.target.strip()):
             add("warning", "target_zero", row, "target kinerja 0")
         if row.target.strip() and not row.satuan.strip():
-            add("warning", "satuan_missing", row, "satuan target kosong")
+            carried = _TARGET_UNIT.fullmatch(row.target.strip())
+            hint = ""
+            if carried:
+                hint = f" (satuan '{carried.group(2)}' tertulis di kolom target: pindahkan ke kolom satuan)"
+            add("warning", "satuan_missing", row, "satuan target kosong" + hint)
     return out
 
 

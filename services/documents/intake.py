@@ -485,9 +485,15 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
     by_field = {col.field: col for col in columns}
     rows: list[Row] = []
     errors: list[RowError] = []
+    totals: list[_DeclaredTotal] = []
     for r in range(top + depth, len(grid.cells) + 1):
+        values = {col.field: grid.value(r, col.index) for col in columns}
         try:
-            row = _grid_row({col.field: grid.value(r, col.index) for col in columns}, by_field, unit)
+            total = _declared_total(r, values, by_field)
+            if total is not None:
+                totals.append(total)
+                continue
+            row = _grid_row(values, by_field, unit)
         except _BadRow as bad:
             errors += [_row_error(file, r, col, message) for col, message in bad.problems]
             continue
@@ -499,10 +505,80 @@ def _rows_from_grid(file: str, grid: _Grid, unit: str) -> list[Row]:
         raise IntakeError(
             [RowError(file=file, row=None, column=None, message="tidak ada baris program/kegiatan/sub kegiatan")]
         )
-    errors = _total_errors(file, rows, by_field)
+    rows = roll_up_missing_pagu(rows)
+    errors = _total_errors(file, rows, by_field) + _declared_total_errors(file, rows, totals, by_field)
     if errors:
         raise IntakeError(errors)
     return rows
+
+
+@dataclass(frozen=True)
+class _DeclaredTotal:
+    """A ``JUMLAH``/``TOTAL`` line of the file (T-C.33 puts it in the Kode column): its amounts, to check."""
+
+    row: int
+    money: dict[str, int | None]
+
+
+def _declared_total(r: int, values: dict[FieldName, Cell], by_field: dict[FieldName, _Column]) -> _DeclaredTotal | None:
+    """The line's declared totals when it is a total line (``JUMLAH`` in the Kode or the name column)."""
+    kode = normalise_header(_text(values.get("kode")))
+    nama = normalise_header(_text(values.get("nama")))
+    if kode in _TOTAL_LABELS or (not kode and nama in _TOTAL_LABELS):
+        return _DeclaredTotal(row=r, money=_money(values, by_field))
+    return None
+
+
+def _declared_total_errors(
+    file: str, rows: Sequence[Row], totals: Sequence[_DeclaredTotal], by_field: dict[FieldName, _Column]
+) -> list[RowError]:
+    """A total line whose amount differs from the sum of the top-level rows (programs, else kegiatan, else
+    sub kegiatan) is refused: the file contradicts itself, and the T-C.33 total must equal SIPD's."""
+    errors: list[RowError] = []
+    top_level = next(lvl for lvl in ("program", "kegiatan", "sub_kegiatan") if any(r.level == lvl for r in rows))
+    for total in totals:
+        for name, declared in total.money.items():
+            if declared is None:
+                continue
+            computed = sum(getattr(r, name) or 0 for r in rows if r.level == top_level)
+            if declared != computed:
+                label = "pagu n+1" if name == "pagu_n1" else "pagu"
+                errors.append(
+                    _row_error(
+                        file,
+                        total.row,
+                        by_field.get(name),  # type: ignore[call-overload]
+                        f"baris JUMLAH {label} {thousands(declared)} ≠ jumlah baris {top_level.replace('_', ' ')} "
+                        f"{thousands(computed)} (selisih {thousands(abs(declared - computed))}); perbaiki angka atau "
+                        "baris yang hilang",
+                    )
+                )
+    return errors
+
+
+def roll_up_missing_pagu(rows: Sequence[Row]) -> list[Row]:
+    """Fill an empty pagu / pagu n+1 of a kegiatan or program with the sum of its children when every child
+    has one (SIPD exports often carry pagu on sub kegiatan rows only). A filled parent is left as it is: a
+    difference there is the roll-up finding's to report, never silently overwritten."""
+    by_code = {r.kode: r for r in rows}
+    filled: dict[str, Row] = {}
+    for level, child_level, width in (("kegiatan", "sub_kegiatan", 5), ("program", "kegiatan", 3)):
+        children: dict[str, list[Row]] = {}
+        for row in rows:
+            if row.level == child_level:
+                children.setdefault(".".join(row.kode.split(".")[:width]), []).append(filled.get(row.kode, row))
+        for kode, kids in children.items():
+            parent = by_code.get(kode)
+            if parent is None or parent.level != level:
+                continue
+            update = {
+                name: sum(getattr(k, name) for k in kids)
+                for name in ("pagu", "pagu_n1")
+                if getattr(parent, name) is None and all(getattr(k, name) is not None for k in kids)
+            }
+            if update:
+                filled[kode] = parent.model_copy(update=update)
+    return [filled.get(r.kode, r) for r in rows]
 
 
 def _row_error(file: str, row: int | None, col: _Column | None, message: str) -> RowError:
@@ -546,6 +622,8 @@ def _grid_row(values: dict[FieldName, Cell], by_field: dict[FieldName, _Column],
     if "satuan" not in by_field and split:
         # SIPD's target_sesudah holds "14 Dokumen": split it when the file has no satuan column.
         target, satuan = split.group(1), split.group(2)
+    target = _without_unit(target, satuan)
+    target_n1 = _without_unit(texts.get("target_n1", ""), satuan)
     return Row(
         kode=kode,
         level=level,
@@ -557,10 +635,19 @@ def _grid_row(values: dict[FieldName, Cell], by_field: dict[FieldName, _Column],
         sumber_dana=texts.get("sumber_dana", ""),
         lokasi=texts.get("lokasi", ""),
         catatan=texts.get("catatan", ""),
-        target_n1=texts.get("target_n1", ""),
+        target_n1=target_n1,
         pagu_n1=money.get("pagu_n1"),
         unit=unit,
     )
+
+
+def _without_unit(target: str, satuan: str) -> str:
+    """``"14 Dokumen"`` with satuan ``Dokumen`` → ``"14"`` (SIPD repeats the unit in target cells; printed
+    beside the satuan it read "14 Dokumen Dokumen"). A different trailing text is kept for the checks."""
+    split = _TARGET_WITH_UNIT.fullmatch(target)
+    if split and satuan and normalise_header(split.group(2)) == normalise_header(satuan):
+        return split.group(1)
+    return target
 
 
 def _money(values: dict[FieldName, Cell], by_field: dict[FieldName, _Column]) -> dict[str, int | None]:

@@ -15,6 +15,7 @@ from services.documents.files import DocumentFiles
 from services.documents.findings import load_nomenclature, load_renstra
 from services.documents.service import DocumentsService
 from services.documents.settings import DocumentsSettings
+from services.documents.verifier import load_sumber_dana
 from shared.app import build_service_app
 from shared.runtime import Runtime
 
@@ -49,7 +50,8 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
         commands=rt.commands,
         files=DocumentFiles(blob_store(settings, rt)),
         nomenclature=load_nomenclature(settings.nomenclature_file),
-        renstra=load_renstra(settings.renstra_file),
+        renstra=load_renstra(settings.renstra_file) if settings.renstra_file is not None else None,
+        sumber_dana=load_sumber_dana(settings.sumber_dana_file),
     )
     return app
 

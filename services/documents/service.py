@@ -44,7 +44,7 @@ from services.documents.files import (
     read_rows,
     read_uploads,
 )
-from services.documents.findings import Finding, Nomenclature, Renstra, compute_findings, ordered
+from services.documents.findings import Finding, Nomenclature, Renstra, ordered
 from services.documents.intake import Row
 from services.documents.rendering import (
     SignatureBlock,
@@ -67,6 +67,7 @@ from services.documents.schemas import (
 )
 from services.documents.settings import DocumentsSettings
 from services.documents.store import DraftRecord
+from services.documents.verifier import ReviewContext, SumberDana, bidang_of_unit, review
 from shared.command import CommandCall, CommandResult, CommandUnit, UnknownRenja
 from shared.events import Actor, Event, RequestedChange
 from shared.process import load_state
@@ -99,6 +100,21 @@ def identity_meta(state: RenjaState) -> dict[str, Any]:
             "letterhead": identity.letterhead}  # fmt: skip
 
 
+def review_context(state: RenjaState, default_level: str) -> ReviewContext:
+    """What the verifier knows of the cycle: its plan year, and from the OPD identity its arahan recorded
+    the SIPD unit code, the bidang urusan that code carries (the OPD's mandate) and its government level.
+    A cycle opened before the registry keeps the deployment's level and no mandate check."""
+    identity = state.opd_identity
+    if identity is None:
+        return ReviewContext(plan_year=state.fiscal_year, opd=state.opd or "", government_level=default_level)
+    try:
+        mandate: tuple[str, ...] | None = bidang_of_unit(identity.code)
+    except ValueError:
+        mandate = None  # a registry code that is not a SIPD unit code: no mandate to check against
+    return ReviewContext(plan_year=state.fiscal_year, opd=identity.code, bidang_urusan=mandate,
+                         government_level=identity.government_level or default_level)  # fmt: skip
+
+
 class DocumentsService:
     """The documents service's use cases (built once in ``main.create_app``).
 
@@ -114,7 +130,8 @@ class DocumentsService:
         commands: CommandUnit,
         files: DocumentFiles,
         nomenclature: Nomenclature,
-        renstra: Renstra,
+        renstra: Renstra | None,
+        sumber_dana: SumberDana | None = None,
     ) -> None:
         self.settings = settings
         self.sop = sop
@@ -123,6 +140,7 @@ class DocumentsService:
         self.files = files
         self.nomenclature = nomenclature
         self.renstra = renstra
+        self.sumber_dana = sumber_dana
         self._draft_locks: dict[UUID, asyncio.Lock] = {}
 
     def region(self, state: RenjaState) -> str:
@@ -328,11 +346,12 @@ class DocumentsService:
             raise Conflict("The Renja's OPD and fiscal year are not known yet (no arahan received).")
         meta = DraftMeta(
             opd=state.opd, fiscal_year=state.fiscal_year, stage=stage, version=state.next_draft_version(),
-            region=self.region(state), nomenclature=self.nomenclature.regulation, renstra=self.renstra.title,
-            **identity_meta(state),
+            region=self.region(state), nomenclature=self.nomenclature.regulation,
+            renstra=self.renstra.title if self.renstra else "", **identity_meta(state),
         )  # fmt: skip
-        checks = compute_findings(rows, nomenclature=self.nomenclature, renstra=self.renstra,
-                                  government_level=self.settings.government_level)  # fmt: skip
+        context = review_context(state, self.settings.government_level)
+        checks = review(rows, nomenclature=self.nomenclature, renstra=self.renstra, sumber_dana=self.sumber_dana,
+                        context=context)  # fmt: skip
         findings = ordered([*checks, *extra_findings])
         pdf, docx = await self.files.render_draft(meta, rows, findings)
         return DraftRecord(

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from services.documents.findings import DEFAULT_NOMENCLATURE_PATH, REPO_DATA
+from services.documents.findings import DEFAULT_NOMENCLATURE_PATH
+from services.documents.verifier import DEFAULT_SUMBER_DANA_PATH
 from shared.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,11 @@ class DocumentsSettings(ServiceSettings):
       (default: chunked in the documents database, so replicas keep no local state) or ``directory``;
     - ``files_dir``: the directory of ``file_store=directory`` (a volume shared by every replica);
     - ``max_upload_bytes``: the largest accepted upload (bytes; larger is refused with 413);
-    - ``renstra_file`` / ``nomenclature_file``: the reference data the findings check against
-      (Renstra PD of the agency; the national code list in force, versioned by regulation);
+    - ``renstra_file`` / ``nomenclature_file`` / ``sumber_dana_file``: the reference data the findings check
+      against: the Renstra PD of the agency (optional: unset, the drafts say once that Renstra alignment
+      was not checked; a Renstra whose period does not cover the plan year is one blocking finding), the
+      national code list in force (all urusan, kab/kota form, Kepmendagri 900.1.15.5-1317/2023), the APBD
+      sumber dana list;
     - ``government_level``: the kegiatan code's 4th segment the agency must use (``2`` kab/kota, ``1`` provinsi);
     - ``region``: the region printed on a cycle opened without a registry OPD (a registry cycle prints
       its OPD identity's region; the SOP file's owner is never printed).
@@ -39,15 +43,16 @@ class DocumentsSettings(ServiceSettings):
     file_store: Literal["postgres", "directory"] = "postgres"
     files_dir: Path = Field(default_factory=_default_files_dir)
     max_upload_bytes: int = Field(default=10 * MIB, gt=0)
-    renstra_file: Path = REPO_DATA / "renstra-2026-2030-bappeda-banyuwangi.csv"
+    renstra_file: Path | None = None
     nomenclature_file: Path = DEFAULT_NOMENCLATURE_PATH
+    sumber_dana_file: Path = DEFAULT_SUMBER_DANA_PATH
     government_level: Literal["1", "2"] = "2"
     region: str | None = None
 
     @model_validator(mode="after")
     def _reference_files_exist(self) -> DocumentsSettings:
-        for name in ("renstra_file", "nomenclature_file"):
-            path: Path = getattr(self, name)
-            if not path.is_file():
+        for name in ("renstra_file", "nomenclature_file", "sumber_dana_file"):
+            path: Path | None = getattr(self, name)
+            if path is not None and not path.is_file():
                 raise ValueError(f"{name}: {path} is not a readable file (set RENJA_{name.upper()})")
         return self

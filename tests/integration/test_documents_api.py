@@ -29,7 +29,7 @@ import uvicorn
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
-from services.documents.intake import PAGU_MAX, Row, parse_rows, split_rows_by_program
+from services.documents.intake import PAGU_MAX, Row, split_rows_by_program
 from services.documents.main import create_app
 from services.documents.settings import DocumentsSettings
 from shared.cloudevents import from_kafka
@@ -39,6 +39,7 @@ from shared.sop import CommandContext, RecordMeeting, ReturnDraft, SopDefinition
 from tests.kit.driver import Cycle, publish_until
 from tests.kit.kafkatools import publish, read_all
 from tests.kit.people import PEOPLE, actor
+from tests.kit.rows import load_rows
 from tests.kit.servicekit import run_service, wait_state
 from tests.kit.tokens import auth
 
@@ -77,7 +78,8 @@ async def service(
 
 
 def ppu_rows() -> list[Row]:
-    return parse_rows(PPU.name, PPU.read_bytes(), unit="-")
+    """The PPU rows with their prakiraan maju n+1 (the test kit's join of the two source files)."""
+    return load_rows()
 
 
 def by_unit(sop: SopDefinition) -> dict[str, list[Row]]:
@@ -93,10 +95,11 @@ def csv_bom_semicolons(rows: list[Row]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
     writer.writerow(["Kode Rekening", "Uraian", "Indikator Kinerja", "Target", "Satuan", "Pagu Indikatif (Rp)",
-                     "Sumber Dana"])  # fmt: skip
+                     "Sumber Dana", "Target n+1", "Pagu n+1 (Rp)"])  # fmt: skip
     for r in rows:
         pagu = "" if r.pagu is None else f"Rp {_id(r.pagu)}"
-        writer.writerow([r.kode, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+        pagu_n1 = "" if r.pagu_n1 is None else f"Rp {_id(r.pagu_n1)}"
+        writer.writerow([r.kode, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana, r.target_n1, pagu_n1])
     return b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
 
 
@@ -104,10 +107,13 @@ def plain_csv(rows: list[Row], *, bad_pagu_at: int | None = None) -> bytes:
     """The data file's own shape (SIPD-like column names, plain integers); optionally one bad pagu."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["kode", "level", "nama", "indikator", "target", "satuan", "pagu_indikatif_rp", "sumber"])
+    writer.writerow(["kode", "level", "nama", "indikator", "target", "satuan", "pagu_indikatif_rp", "sumber",
+                     "target_n1", "pagu_n1_rp"])  # fmt: skip
     for i, r in enumerate(rows):
         pagu = "sejuta" if i == bad_pagu_at else ("" if r.pagu is None else str(r.pagu))
-        writer.writerow([r.kode, r.level, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana])
+        pagu_n1 = "" if r.pagu_n1 is None else str(r.pagu_n1)
+        writer.writerow([r.kode, r.level, r.nama, r.indikator, r.target, r.satuan, pagu, r.sumber_dana, r.target_n1,
+                         pagu_n1])  # fmt: skip
     return out.getvalue().encode("utf-8")
 
 
@@ -117,12 +123,13 @@ def xlsx_merged_headers(rows: list[Row]) -> bytes:
     ws = wb.active
     ws.append(["Tabel T-C.33 Rumusan Rencana Program dan Kegiatan PD Tahun 2024"])
     ws.append(["Kode", "Program/Kegiatan/Sub Kegiatan", "Indikator Kinerja", "Rencana Tahun 2024", None, None, None,
-               None, "Catatan Penting"])  # fmt: skip
-    ws.append([None, None, None, "Lokasi", "Target", "Satuan", "Pagu Indikatif", "Sumber Dana", None])
-    ws.append([f"({i})" for i in range(1, 10)])
+               None, "Catatan Penting", "Prakiraan Maju Tahun 2025", None])  # fmt: skip
+    ws.append([None, None, None, "Lokasi", "Target", "Satuan", "Pagu Indikatif", "Sumber Dana", None, "Target", "Pagu"])
+    ws.append([f"({i})" for i in range(1, 12)])
     for r in rows:
-        ws.append([r.kode, r.nama, r.indikator, r.lokasi, r.target, r.satuan, r.pagu, r.sumber_dana, r.catatan])
-    for cells in ("A2:A3", "B2:B3", "C2:C3", "D2:H2", "I2:I3"):
+        ws.append([r.kode, r.nama, r.indikator, r.lokasi, r.target, r.satuan, r.pagu, r.sumber_dana, r.catatan,
+                   r.target_n1, r.pagu_n1])  # fmt: skip
+    for cells in ("A2:A3", "B2:B3", "C2:C3", "D2:H2", "I2:I3", "J2:K2"):
         ws.merge_cells(cells)
     buffer = io.BytesIO()
     wb.save(buffer)
@@ -480,7 +487,7 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
         assert r.headers.get("Idempotent-Replayed") is None
     awal = first.json()
     assert (awal["version"], awal["stage"], awal["rows"], awal["pagu_total"]) == (1, "awal", 64, PPU_TOTAL)
-    assert awal["blocking_findings"] == 2 and awal["next_step"] == {"number": 6, "role": "staf"}
+    assert awal["blocking_findings"] == 4 and awal["next_step"] == {"number": 6, "role": "staf"}
     r = await client.post(f"/renja/{rid}/drafts/awal", headers=auth(s, "staf"))
     assert r.status_code == 409  # step 6 is due now
     assert await db_count(s, "SELECT count(*) FROM drafts WHERE renja_id = $1", rid) == 1
@@ -492,7 +499,7 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     assert {"severity", "rule", "codes", "message", "source"} <= set(findings[0])
     rollups = sorted(f["codes"][0] for f in findings if f["rule"] == "rollup_mismatch")
     assert rollups == ["5.01.01.2.02", "5.01.01.2.09"]
-    zero = sorted(f["codes"][0] for f in findings if f["rule"] == "pagu_zero")
+    zero = sorted(f["codes"][0] for f in findings if f["rule"] == "pagu_zero_with_target")
     assert zero == ["5.01.01.2.02.0003", "5.01.01.2.09.0010"]
     assert all(f["severity"] == "blocking" for f in findings if f["rule"] == "rollup_mismatch")
 
@@ -520,13 +527,14 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json={})
     assert r.status_code == 409 and r.json()["due_step"] == 6
 
-    # Step 6 (the meetings service's event): the notulen asks to correct the two kegiatan roll-ups.
+    # Step 6 (the meetings service's event): the notulen funds the two unfunded sub kegiatan with their
+    # kegiatan's gaps, so both roll-ups hold and the pagu stays the RKPD's (the reviewer's fix).
     await observe_own_events(driven, s, topic, expect=5)
     assert driven.state.awal_version == 1 and driven.state.awal_sha256 == awal["content_sha256"]
     meeting_id = uuid4()
     changes = (
-        RequestedChange(kode="5.01.01.2.02", field="Pagu Indikatif", new_value="6.361.771.800", note="ikut sub"),
-        RequestedChange(kode="5.01.01.2.09", field="pagu", new_value="Rp 152.000.000", note="ikut sub"),
+        RequestedChange(kode="5.01.01.2.02.0003", field="Pagu Indikatif", new_value="254.906.000", note="selisih"),
+        RequestedChange(kode="5.01.01.2.09.0010", field="pagu", new_value="Rp 45.000.000", note="selisih"),
     )
     held = datetime.now(UTC)  # not before the Rancangan Awal existed (the decider refuses that)
     meeting = RecordMeeting(
@@ -557,28 +565,29 @@ async def test_drafts_findings_meeting_changes_diff_and_rendered_files(
     r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"),
                           json={"changes": [{"kode": "9.99.99", "field": "pagu", "new_value": "1"}]})  # fmt: skip
     assert r.status_code == 422 and "9.99.99" in r.json()["message"]
-    # The notulen's changes plus the staff's correction of the program total.
-    body = {"changes": [{"kode": "5.01.01", "field": "pagu", "new_value": "8.646.986.715", "note": "jumlah"}],
-            "note": "Perbaikan sesuai notulen"}  # fmt: skip
+    # The notulen's changes plus the staff's note on a placeholder pagu.
+    body = {"changes": [{"kode": "5.01.01.2.01.0001", "field": "catatan", "new_value": "Pagu sementara",
+                         "note": "catatan"}], "note": "Perbaikan sesuai notulen"}  # fmt: skip
     r = await client.post(f"/renja/{rid}/drafts/akhir", headers=auth(s, "staf"), json=body)
     assert r.status_code == 201, r.text
     akhir = r.json()
     assert (akhir["version"], akhir["stage"], akhir["based_on_version"]) == (2, "akhir", 1)
     assert akhir["meeting_id"] == str(meeting_id) and akhir["notulen_sha256"] == meeting.notulen_sha256
-    assert akhir["blocking_findings"] == 0 and akhir["pagu_total"] == PPU_TOTAL - 299_906_000
-    assert [c["kode"] for c in akhir["applied_changes"]] == ["5.01.01.2.02", "5.01.01.2.09", "5.01.01"]
+    assert akhir["blocking_findings"] == 0 and akhir["pagu_total"] == PPU_TOTAL
+    assert [c["kode"] for c in akhir["applied_changes"]] == ["5.01.01.2.02.0003", "5.01.01.2.09.0010",
+                                                             "5.01.01.2.01.0001"]  # fmt: skip
 
     r = await client.get(f"/renja/{rid}/drafts/diff", params={"from": 1, "to": 2}, headers=auth(s, "auditor"))
     assert r.status_code == 200, r.text
     d = r.json()["diff"]
     assert d["added"] == [] and d["removed"] == []
     assert {(c["kode"], c["field"], c["old"], c["new"]) for c in d["changed"]} == {
-        ("5.01.01", "pagu", 8_946_892_715, 8_646_986_715),
-        ("5.01.01.2.02", "pagu", 6_616_677_800, 6_361_771_800),
-        ("5.01.01.2.09", "pagu", 197_000_000, 152_000_000),
+        ("5.01.01.2.02.0003", "pagu", 0, 254_906_000),
+        ("5.01.01.2.09.0010", "pagu", 0, 45_000_000),
+        ("5.01.01.2.01.0001", "catatan", "", "Pagu sementara"),
     }
     r = await client.get(f"/renja/{rid}/drafts", headers=auth(s, "auditor"))
-    assert [(d["version"], d["stage"], d["blocking_findings"]) for d in r.json()] == [(1, "awal", 2), (2, "akhir", 0)]
+    assert [(d["version"], d["stage"], d["blocking_findings"]) for d in r.json()] == [(1, "awal", 4), (2, "akhir", 0)]
     assert (await client.get(f"/renja/{rid}/drafts/7", headers=auth(s, "auditor"))).status_code == 404
 
     # renja findings (the CLI) reads the same findings over HTTP: latest version by default.

@@ -25,7 +25,7 @@ from shared.events import Role, ServiceName
 from shared.registry import load_registry
 from shared.sop import SopDefinition
 from tests.kit.people import BIDANG_HEADS, PEOPLE, Person
-from tests.kit.rows import rollup_corrections, rows_by_unit, rows_csv, zero_pagu
+from tests.kit.rows import placeholder_pagu, rollup_corrections, rows_by_unit, rows_csv
 
 if TYPE_CHECKING:
     from tests.kit.driver import Step
@@ -287,15 +287,22 @@ async def post_akhir(c: HttpCycle, row: Step) -> None:
 
 
 async def post_return(c: HttpCycle, row: Step) -> None:
-    """Return the Rancangan Akhir asking for a note on each zero-pagu sub kegiatan."""
-    zero = zero_pagu(c.rows)
-    notes = "Sub kegiatan berpagu nol (" + ", ".join(zero) + ") perlu catatan: tidak dianggarkan tahun ini."
+    """Return the Rancangan Akhir asking for a note on each sub kegiatan with a placeholder pagu."""
+    placeholder = placeholder_pagu(c.rows)
+    notes = "Sub kegiatan berpagu sementara (" + ", ".join(placeholder) + ") perlu catatan rincian biaya."
     await c.send(row, "POST", "/return", json={**c.draft(c.akhir), "notes": notes})
     c.return_changes = [
-        {"kode": k, "field": "catatan", "new_value": "Tidak dianggarkan pada tahun ini", "note": "catatan Kasubag PP"}
-        for k in zero
+        {
+            "kode": k,
+            "field": "catatan",
+            "new_value": "Pagu sementara; rincian biaya pada RKA",
+            "note": "catatan Kasubag PP",
+        }
+        for k in placeholder
     ]
-    c.report(row.number, f"returned for revision by the {row.role} ({len(zero)} zero-pagu rows need a note)")
+    c.report(
+        row.number, f"returned for revision by the {row.role} ({len(placeholder)} placeholder-pagu rows need a note)"
+    )
 
 
 def post_paraf(note: str) -> Callable[[HttpCycle, Step], Awaitable[None]]:

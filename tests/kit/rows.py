@@ -18,6 +18,8 @@ from shared.sop import SopDefinition
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_FILE = REPO / "data" / "renja-2024-bapelitbang-ppu.csv"
+N1_FILE = REPO / "data" / "renja-2024-bapelitbang-ppu-pagu.csv"
+"""The same 64 rows' prakiraan maju 2025 (``pagu_n1``, ``target_n1_raw``), joined on ``kode``."""
 OPD = "Badan Perencanaan Pembangunan, Penelitian dan Pengembangan Daerah (Bapelitbang) Kabupaten Penajam Paser Utara"
 DATA_YEAR = 2024  # the year of the source rows (tahun_anggaran 2024 in the SIPD export)
 
@@ -47,8 +49,14 @@ UNIT_OF_PREFIX: dict[str, str] = {
 
 
 def load_rows() -> list[Row]:
-    """Every row of ``DATA_FILE``, parsed by the documents service's own intake."""
-    return parse_rows(DATA_FILE.name, DATA_FILE.read_bytes(), unit="-")
+    """Every row of ``DATA_FILE``, parsed by the documents service's own intake, with its prakiraan maju
+    n+1 from ``N1_FILE`` (pagu as delivered; the target is 0 on every row there, a kept fault)."""
+    rows = parse_rows(DATA_FILE.name, DATA_FILE.read_bytes(), unit="-")
+    n1 = {r["kode"]: r for r in csv.DictReader(io.StringIO(N1_FILE.read_text(encoding="utf-8")))}
+    return [
+        row.model_copy(update={"pagu_n1": int(n1[row.kode]["pagu_n1"]), "target_n1": n1[row.kode]["target_n1_raw"]})
+        for row in rows
+    ]
 
 
 def unit_of(kode: str, prefixes: dict[str, str] | None = None) -> str:
@@ -82,7 +90,20 @@ def rows_csv(rows: list[Row]) -> bytes:
     """A unit's delivery as a SIPD-like CSV (the intake tolerates these column names), UTF-8."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["kode", "nama", "indikator", "target", "satuan", "pagu_indikatif", "sumber_dana", "lokasi"])
+    writer.writerow(
+        [
+            "kode",
+            "nama",
+            "indikator",
+            "target",
+            "satuan",
+            "pagu_indikatif",
+            "sumber_dana",
+            "lokasi",
+            "target_n1",
+            "pagu_n1",
+        ]
+    )
     for r in rows:
         writer.writerow(
             [
@@ -94,19 +115,38 @@ def rows_csv(rows: list[Row]) -> bytes:
                 "" if r.pagu is None else r.pagu,
                 r.sumber_dana,
                 r.lokasi or DEFAULT_LOKASI,
+                r.target_n1,
+                "" if r.pagu_n1 is None else r.pagu_n1,
             ]
         )
     return out.getvalue().encode("utf-8")
 
 
 def rollup_corrections(rows: list[Row]) -> list[dict[str, str]]:
-    """The notulen's changes: each kegiatan's pagu set to the sum of its sub kegiatan, then each program's
-    pagu to the sum of its (corrected) kegiatan — the Permendagri 86/2017 roll-up the findings check.
+    """The notulen's changes, as a Bappeda reviewer asks for them: a kegiatan whose pagu exceeds its sub
+    kegiatan by exactly what one unfunded (Rp 0) sub kegiatan lacks funds that sub kegiatan with the gap
+    (the RKPD figure stays); any other kegiatan, then each program, is set to the sum of its children —
+    the Permendagri 86/2017 roll-up the findings check.
 
     Each change is a requested-change body (``kode``, ``field``, ``new_value``, ``note``).
     """
     pagu = {r.kode: r.pagu for r in rows}
     changes: list[dict[str, str]] = []
+    for kegiatan in (r for r in rows if r.level == "kegiatan"):
+        kids = [r for r in rows if r.level == "sub_kegiatan" and r.kode.rsplit(".", 1)[0] == kegiatan.kode]
+        unfunded = [k for k in kids if k.pagu == 0]
+        gap = (kegiatan.pagu or 0) - sum(k.pagu or 0 for k in kids)
+        if gap > 0 and len(unfunded) == 1:
+            pagu[unfunded[0].kode] = gap
+            changes.append(
+                {
+                    "kode": unfunded[0].kode,
+                    "field": "pagu",
+                    "new_value": str(gap),
+                    "note": f"Sub kegiatan didanai sebesar selisih pagu kegiatan {kegiatan.kode} "
+                    f"(Rp {gap:,}); pagu kegiatan tetap sesuai RKPD".replace(",", "."),
+                }
+            )
     for level, child in (("kegiatan", "sub_kegiatan"), ("program", "kegiatan")):
         sums: dict[str, int] = {}
         for r in rows:
@@ -130,6 +170,15 @@ def rollup_corrections(rows: list[Row]) -> list[dict[str, str]]:
     return changes
 
 
-def zero_pagu(rows: list[Row]) -> list[str]:
-    """The codes of the sub kegiatan budgeted at zero this year (the kasubag asks for a note on each)."""
-    return [row.kode for row in rows if row.level == "sub_kegiatan" and row.pagu == 0]
+PLACEHOLDER_PAGU = 2_000_000
+"""At or below this (rupiah) a sub kegiatan's pagu reads as a placeholder (the documents' ``pagu_placeholder``)."""
+
+
+def placeholder_pagu(rows: list[Row]) -> list[str]:
+    """The codes of the sub kegiatan with a placeholder pagu (Rp 1–2 juta for a real output: 14 Dokumen for
+    Rp 1.000.000 in the PPU data); the kasubag asks for a note on each before initialing."""
+    return [
+        row.kode
+        for row in rows
+        if row.level == "sub_kegiatan" and row.pagu is not None and 0 < row.pagu <= PLACEHOLDER_PAGU
+    ]

@@ -71,7 +71,10 @@ def test_real_data_roll_up_mismatches_are_the_two_known_kegiatan(real_findings: 
 def test_real_data_zero_pagu_rows_are_the_two_known_sub_kegiatan(real_findings: list[Finding]) -> None:
     expected = {r["kode"] for r in _csv(PPU) if int(r["pagu_indikatif_rp"]) == 0}
     assert expected == {"5.01.01.2.02.0003", "5.01.01.2.09.0010"}  # SOURCES.md
-    assert {f.codes[0] for f in _by_rule(real_findings, "pagu_zero")} == expected
+    # both promise an output (12 Dokumen, 31 Unit) with no money: blocking, and each roll-up gap names it
+    assert {f.codes[0] for f in _by_rule(real_findings, "pagu_zero_with_target")} == expected
+    hints = " ".join(f.message for f in _by_rule(real_findings, "rollup_mismatch"))
+    assert all(f"kemungkinan pagu {kode}" in hints for kode in expected)
 
 
 def test_real_data_every_program_and_kegiatan_missing_from_renstra_is_found(real_findings: list[Finding]) -> None:
@@ -102,14 +105,15 @@ def test_real_data_indicators_absent_from_renstra_are_warned(real_findings: list
 
 def test_real_data_has_no_other_blocking_finding_and_all_codes_resolve(real_findings: list[Finding]) -> None:
     blocking = {f.rule for f in real_findings if f.severity == "blocking"}
-    assert blocking == {"rollup_mismatch"}  # programs equal their kegiatan; codes are all in the nomenclature
-    assert counts(real_findings)[0] == 2
+    # programs equal their kegiatan; codes are all in the nomenclature
+    assert blocking == {"rollup_mismatch", "pagu_zero_with_target"}
+    assert counts(real_findings)[0] == 4
 
 
 def test_nomenclature_records_its_regulation_version(nomenclature: Nomenclature) -> None:
-    assert "050-5889/2021" in nomenclature.regulation
+    assert "900.1.15.5-1317/2023" in nomenclature.regulation  # the amendment in force, all urusan
     assert nomenclature.lookup("5.01.01.2.01.0001") is not None  # via the generic X.XX.01 block
-    assert nomenclature.lookup("9.01.01.2.01.0001") is None  # bidang 9.01 is not in the reference
+    assert nomenclature.lookup("9.99.01.2.01.0001") is None  # bidang 9.99 is not in the reference
 
 
 def test_every_finding_cites_a_regulation(real_findings: list[Finding]) -> None:
@@ -171,13 +175,15 @@ def test_program_roll_up_and_orphans() -> None:
     assert ("no_children", "warning", "5.01.02.2.01") in found
 
 
-def test_missing_pagu_target_and_indicator_are_blocking_zero_pagu_warns() -> None:
+def test_missing_pagu_target_and_indicator_are_blocking_zero_pagu_with_a_target_blocks() -> None:
     rows = [_row("5.01.02", None, indikator="", target=""), _row("5.01.02.2.01", 0, satuan="")]
-    rows.append(_row("5.01.02.2.01.0001", 0))
+    rows += [_row("5.01.02.2.01.0001", 0), _row("5.01.02.2.01.0002", 0, target="0")]
     found = _rules(rows)
     assert {("pagu_missing", "blocking", "5.01.02"), ("indicator_missing", "blocking", "5.01.02")} <= found
     assert ("target_missing", "blocking", "5.01.02") in found
-    assert ("pagu_zero", "warning", "5.01.02.2.01") in found
+    # reviewer §(d) 9: "pagu 0 with a target > 0, which reviewers treat as an error, not a warning"
+    assert ("pagu_zero_with_target", "blocking", "5.01.02.2.01.0001") in found
+    assert ("pagu_zero", "warning", "5.01.02.2.01.0002") in found  # nothing promised, nothing funded
     assert ("satuan_missing", "warning", "5.01.02.2.01") in found
     assert not any(rule == "rollup_mismatch" for rule, _, _ in found)  # no sum over a missing pagu
 
