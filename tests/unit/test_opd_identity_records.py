@@ -21,7 +21,7 @@ from services.audit.service import page_header
 from services.audit.timeline import build_timeline, steps_from_sop
 from services.audit.workcalendar import WorkCalendar
 from services.documents.draft import DraftMeta, content_sha256
-from services.documents.findings import compute_findings, load_nomenclature, load_renstra
+from services.documents.findings import load_nomenclature
 from services.documents.rendering import (
     MeetingDoc,
     SignatureBlock,
@@ -30,8 +30,9 @@ from services.documents.rendering import (
     render_draft_pdf,
     render_notulen_pdf,
 )
-from services.documents.service import identity_meta
+from services.documents.service import identity_meta, review_context
 from services.documents.settings import DocumentsSettings
+from services.documents.verifier import load_sumber_dana, review
 from services.notifier.messages import distribution_mail, next_actor_mail
 from shared.events import Distributed, MeetingHeld, Signed
 from shared.registry import load_registry
@@ -75,8 +76,9 @@ def test_no_record_of_a_registry_opds_cycle_names_the_sop_owner() -> None:
     # documents: the drafts, the signed Renja (PDF and DOCX), daftar hadir and notulen
     settings = DocumentsSettings()
     rows = load_opd_rows(DISDIK)[:12]  # the identity is in the frame, not the rows: few rows render fast
-    findings = compute_findings(rows, nomenclature=load_nomenclature(settings.nomenclature_file),
-                                renstra=load_renstra(settings.renstra_file), government_level="2")  # fmt: skip
+    findings = review(rows, nomenclature=load_nomenclature(settings.nomenclature_file), renstra=None,
+                      sumber_dana=load_sumber_dana(settings.sumber_dana_file),
+                      context=review_context(state, "2"))  # fmt: skip
     meta = DraftMeta(opd=state.opd, fiscal_year=2027, stage="akhir", version=2, region=identity.region,
                      **identity_meta(state))  # fmt: skip
     signed = next(e for e in cycle.events if isinstance(e, Signed))
