@@ -31,6 +31,7 @@ from shared.process import fold_consumed
 from shared.runtime import KafkaProbe, Runtime
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
+from shared.web.commands import publication_router
 from shared.web.errors import install_error_handlers
 from shared.web.metrics import install_metrics
 from shared.web.ops import common_router
@@ -89,6 +90,8 @@ def build_service_app(
     install_error_handlers(app)
     install_metrics(app, rt)
     app.include_router(common_router(state_route=state_route))
+    if state_route:  # a step service: its commands may answer 202 with a status link
+        app.include_router(publication_router())
     for router in routers:
         app.include_router(router)
     return app
@@ -111,6 +114,7 @@ async def _start(rt: Runtime, migrations: Path | None, handle: Handler | None) -
         dataschema_base=settings.schema_base_url,
     )
     rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+    rt.commands.publication = rt.published
     if handle is not None:
         rt.consumer = IdempotentConsumer(
             pool=rt.pool,

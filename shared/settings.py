@@ -50,6 +50,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_max: int = 500
     relay_batch_max: int = 500
     relay_poll_seconds: float = 1.0
+    publish_on_commit_timeout_s: float = Field(default=5.0, ge=0)
+    """How long a command's answer waits for its events to be on the log (seconds); past it the answer is
+    ``202`` with a status link and the relay publishes them later (``shared.command``)."""
 
     jwt_issuer: str = "renja-local-issuer"
     jwt_audience: str = "renja"
