@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from shared.cloudevents import build_headers
+from shared.cloudevents import KafkaRecord, build_headers
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
 from shared.retry import keep_running
@@ -44,6 +44,33 @@ when another process's relay leads; in the leading process the relay resolves th
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
 """Send errors that no retry can cure for that record (anything else is retried with backoff)."""
+
+
+ROW_COLUMNS = (
+    "seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
+    " headers->>'traceparent' AS traceparent"
+)
+"""The ``events`` columns a stored event is published from (``row_record``): the relay's and ``renja
+republish``'s one select list."""
+
+
+def row_record(row: Mapping[str, Any], dataschema_base: str | None = None) -> KafkaRecord:
+    """The Kafka record of one stored event (a row selected with ``ROW_COLUMNS``): key = the Renja id,
+    value = the stored data's bytes, CloudEvents headers (``shared.cloudevents.build_headers``). The one
+    place a stored row becomes a record: the relay and ``renja republish`` send the same bytes."""
+    return KafkaRecord(
+        key=str(row["stream_id"]).encode(),
+        value=row["data"].encode(),
+        headers=build_headers(
+            event_id=row["event_id"],
+            source=row["source"],
+            event_type=row["event_type"],
+            time=row["occurred_at"],
+            subject=row["stream_id"],
+            traceparent=row["traceparent"],
+            dataschema_base=dataschema_base,
+        ),
+    )
 
 
 def advisory_key(service: str) -> int:
@@ -184,8 +211,7 @@ class OutboxRelay:
         """The next ``batch_max`` unpublished rows in ``seq`` order, leaving out the ``in_flight`` seqs."""
         return list(
             await conn.fetch(
-                "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-                " headers->>'traceparent' AS traceparent"
+                f"SELECT {ROW_COLUMNS}"
                 " FROM events e WHERE published_at IS NULL AND publish_failed_at IS NULL"
                 " AND seq <> ALL($2::bigint[])"
                 " AND NOT EXISTS (SELECT 1 FROM events f WHERE f.stream_id = e.stream_id"
@@ -208,21 +234,9 @@ class OutboxRelay:
         for r in rows:
             if r["stream_id"] in blocked:
                 continue
-            headers = build_headers(
-                event_id=r["event_id"],
-                source=r["source"],
-                event_type=r["event_type"],
-                time=r["occurred_at"],
-                subject=r["stream_id"],
-                traceparent=r["traceparent"],
-                dataschema_base=self.dataschema_base,
-            )
+            record = row_record(r, self.dataschema_base)
             try:
-                futures.append(
-                    await producer.send(
-                        topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
-                    )
-                )
+                futures.append(await producer.send(topic, value=record.value, key=record.key, headers=record.headers))
                 sent.append(r)
             except PERMANENT_ERRORS as exc:
                 refused.append((r, f"{type(exc).__name__}: {exc}"))
