@@ -6,6 +6,7 @@
 #   make test-unit  the unit tier only: no stack; needs only `uv sync` and the Node checks (tools/ajv: Ajv strict;
 #                   tools/asyncapi: the AsyncAPI parser), which it installs
 #   make drill-rolling-upgrade  two releases on the running stack (issue 10 item 5; needs `make up`, ~2 min)
+#   make drill-topic-loss      renja.events deleted and republished from the services (issue 11 item 5; needs `make up`)
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -19,10 +20,10 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
 PYTEST_MARKERS ?= unit or integration or e2e
 
-.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade
+.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade drill-topic-loss
 
 help:
-	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade"
+	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade drill-topic-loss"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
@@ -70,6 +71,10 @@ test: setup
 # Not part of `make test`: a newer release (a patched copy of HEAD) beside this one on the running stack.
 drill-rolling-upgrade:
 	uv run python -m deploy.local.drills.rolling_upgrade.drill
+
+# Not part of `make test`: deletes the stack's renja.events (every test reads it) and writes it again.
+drill-topic-loss:
+	uv run python -m deploy.local.drills.topic_loss
 
 test-unit:
 	@uv sync --frozen -q
