@@ -38,6 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local import supervisor
 from deploy.local.kafka_broker import Kafka
+from deploy.local.process import StackError
 from deploy.local.services import Service, existing_services
 from deploy.local.settings import StackSettings
 from services.audit.keys import load_signing_key
@@ -137,6 +138,19 @@ async def chain_heads(settings: StackSettings, database: str) -> dict[UUID, tupl
         await conn.close()
 
 
+async def up(settings: StackSettings, attempts: int = 5) -> None:
+    """``renja up``, again while a service is slow to become healthy (a loaded machine); raises the last
+    ``StackError`` after ``attempts``."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await supervisor.up(settings, echo=lambda line: None)
+            return
+        except StackError:
+            if attempt == attempts:
+                raise
+            print(f"   renja up: not healthy yet, again ({attempt}/{attempts})", flush=True)
+
+
 async def delete_and_recreate_topic(settings: StackSettings) -> None:
     """Delete ``renja.events``, wait until it is gone, create it again with the stack's settings."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000)
@@ -230,7 +244,7 @@ async def drill(settings: StackSettings, report: Report) -> None:
     finally:
         await admin.close()
     print(f"   kept aside as {aside}", flush=True)
-    await supervisor.up(settings, echo=lambda line: None)
+    await up(settings)
     got = await audit_caught_up(settings, want=sum(pos for pos, _ in before.values()))
     report.check("the fresh audit folded every event", got >= sum(p for p, _ in before.values()), f"{got} events")
 
@@ -254,13 +268,13 @@ async def run() -> int:
     settings = StackSettings()
     report = Report()
     try:
-        await supervisor.up(settings, echo=lambda line: None)
+        await up(settings)
         await drill(settings, report)
     except Exception as exc:  # the drill reports any failure as a failed check
         traceback.print_exc()
         report.check("the drill ran to the end", False, f"{type(exc).__name__}: {exc}")
     finally:
-        await supervisor.up(settings, echo=lambda line: None)
+        await up(settings)
     failed = [name for name, ok, _ in report.checks if not ok]
     print(f"topic-loss drill: {len(report.checks) - len(failed)}/{len(report.checks)} checks passed", flush=True)
     return 0 if report.ok else 1
