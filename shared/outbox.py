@@ -7,7 +7,12 @@ Invariants:
   values commit out of order, so a late commit with a lower ``seq`` is still found on the next pass);
 - a batch is sent with the idempotent producer and marked ``published_at`` only after every record in it
   was acknowledged (``acks=all``); a crash in between re-sends, and consumers de-duplicate by event id;
-- ``LISTEN outbox_<service>`` is only a wake-up hint; polling every ``poll_seconds`` is the guarantee;
+- ``LISTEN outbox_<service>`` (and ``wake`` in process) is a wake-up hint that is never lost: the flag is
+  cleared before a pass reads its first batch, so a commit during a pass starts the next one at once;
+  polling every ``poll_seconds`` is the guarantee;
+- a command's answer waits for its own rows (``await_published``) but never sends them itself: the relay
+  stays the one publisher, so one Renja's rows go out in ``seq`` (= commit) order however many commands
+  wait, and nothing is sent twice on their account;
 - Kafka or Postgres going away is survived: the relay backs off and reconnects by itself;
 - a row the broker refuses for good (too large for the broker: ``PERMANENT_ERRORS``) never blocks the
   others: it is set aside with ``publish_error``/``publish_failed_at`` (an operator's alarm, reported by
