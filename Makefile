@@ -8,6 +8,8 @@
 #   make drill-rolling-upgrade  two releases on the running stack (issue 10 item 5; needs `make up`, ~2 min)
 #   make helm-check helm lint + template + schema validation of deploy/helm/renja (builds helm once; long)
 #   make test-tls   Kafka TLS+SCRAM / mTLS and Postgres ssl=on on scratch servers of their own (~2 min)
+
+#   make drill-topic-loss      renja.events deleted and republished from the services (issue 11 item 5; needs `make up`)
 #   make fmt        format and autofix (ruff format + ruff check --fix); `make lint` checks the same
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -25,10 +27,10 @@ PYTEST_MARKERS ?= unit or integration or e2e
 HELM_VERSION := v3.21.4
 HELM := $(REPO)/.cache/bin/helm
 
-.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls
+.PHONY: help setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls drill-topic-loss
 
 help:
-	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls"
+	@echo "targets: setup up down status lint fmt typecheck test test-unit demo drill-rolling-upgrade helm-check test-tls drill-topic-loss"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || pip install --quiet uv
@@ -86,6 +88,10 @@ helm-check:
 # Not part of `make test`: starts its own TLS Kafka and Postgres on the RENJA_SCRATCH_* ports.
 test-tls:
 	uv run pytest -m cluster tests/cluster/test_secured_connections.py
+
+# Not part of `make test`: deletes the stack's renja.events (every test reads it) and writes it again.
+drill-topic-loss:
+	uv run python -m deploy.local.drills.topic_loss
 
 test-unit:
 	@uv sync --frozen -q

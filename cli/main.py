@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, demo, dlq, findings, migrate, stack, timers, tokens
+from cli import audit, demo, dlq, findings, migrate, republish, stack, timers, tokens
 
 app = typer.Typer(
     name="renja",
@@ -33,6 +33,9 @@ app.command("timeline")(audit.timeline)
 app.command("verify")(audit.verify)
 app.add_typer(audit.rebuild_app, name="rebuild")
 app.command("reconcile")(audit.reconcile)
+
+# The way back when the event log is lost: write it again from the services' own event tables.
+app.command("republish")(republish.republish)
 
 # Dead letters of a consumer group: inspect, and replay onto the event log.
 app.add_typer(dlq.dlq_app, name="dlq")

@@ -34,6 +34,7 @@ from shared.runtime import KafkaProbe, Runtime
 from shared.settings import ServiceSettings
 from shared.sop import load_sop
 from shared.tracing import configure_tracing, instrument_app
+from shared.web.commands import publication_router
 from shared.web.errors import install_error_handlers
 from shared.web.metrics import install_metrics
 from shared.web.middleware import RequestContextMiddleware
@@ -102,6 +103,8 @@ def build_service_app(
     instrument_app(app)  # HTTP server spans (when tracing is on)
     app.include_router(common_router(state_route=state_route))
     app.include_router(registry_router)
+    if state_route:  # a step service: its commands may answer 202 with a status link
+        app.include_router(publication_router())
     for router in routers:
         app.include_router(router)
     document_errors(app)
@@ -126,6 +129,7 @@ async def _start(rt: Runtime, migrations: Path | None, handle: Handler | None) -
         dataschema_base=settings.schema_base_url,
     )
     rt.tasks.append(asyncio.create_task(rt.relay.run(), name="outbox-relay"))
+    rt.commands.publication = rt.published
     if handle is not None:
         rt.consumer = IdempotentConsumer(
             pool=rt.pool,

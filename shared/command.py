@@ -14,7 +14,12 @@ Invariants:
 - a decision on a stale state loses at ``UNIQUE(stream_id, version)`` / the conditional state update
   (``ConcurrencyConflict``) and is decided again on the fresh state, up to ``attempts`` times;
 - a service's reactions see its own events here, in the command's transaction, and other services'
-  events in the consumer's transaction (``shared.app``): each event reaches a reaction exactly once.
+  events in the consumer's transaction (``shared.app``): each event reaches a reaction exactly once;
+- acknowledged means logged: with a ``publication`` (the service's outbox relay, wired by ``shared.app``),
+  the answer is given only once the command's events are on the log; if the broker does not acknowledge
+  them within the bound, the answer is ``202`` with the events still ``unpublished`` (the relay publishes
+  them later; ``docs/events.md``, *Ordering*). A replayed answer first waits the same way for its Renja's
+  events still in the outbox.
 
 Nothing here knows HTTP: ``shared.web.commands`` turns a request into a ``CommandCall`` and a
 ``CommandResult`` into a response.
@@ -22,6 +27,7 @@ Nothing here knows HTTP: ``shared.web.commands`` turns a request into a ``Comman
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -36,6 +42,7 @@ import structlog
 from shared import tracing
 from shared.events import Actor, Event
 from shared.eventstore import ConcurrencyConflict, append
+from shared.outbox import unpublished_ids
 from shared.process import load_state, save_state
 from shared.sop import (
     Command,
@@ -63,6 +70,10 @@ Respond = Callable[[Sequence[Event], RenjaState], Any]
 Reaction = Callable[[asyncpg.Connection, Event, RenjaState], Awaitable[None]]
 """What a service does, beyond folding its SOP state, when an event happens: ``(conn, event, state after
 the event)``, inside the transaction that folds (consumer) or appends (command) the event."""
+
+Publication = Callable[[Sequence[UUID]], Awaitable[bool]]
+"""Waits, bounded, until the given events are on the log: True once they are, False if they are still in
+the outbox when the bound passes (``shared.outbox.OutboxRelay.await_published``)."""
 
 Reactions = Mapping[type[Event], Reaction]
 """A service's reactions, a literal dict keyed by event class (``{MeetingHeld: ..., Signed: ...}``)."""
@@ -146,6 +157,8 @@ class CommandResult:
     body: Any
     replayed: bool
     events: tuple[Event, ...] = ()
+    unpublished: tuple[UUID, ...] = ()
+    """Ids of the command's events not yet on the log when it was answered (then ``status_code`` is 202)."""
 
 
 def idempotency_of(key: str | None, principal: str, fingerprint: str) -> Idempotency | None:
@@ -165,6 +178,8 @@ class CommandUnit:
 
     ``pool`` returns the service's connection pool (it exists only once the app has started);
     ``clock`` and ``new_id`` are the impure inputs of every decision, passed in for tests.
+    ``publication`` (set once the relay runs; None: answer at commit) makes an answer wait until the
+    command's events are on the log.
     """
 
     def __init__(
@@ -185,6 +200,7 @@ class CommandUnit:
         self.clock = clock
         self.new_id = new_id
         self.attempts = attempts
+        self.publication: Publication | None = None
         self.outcomes: dict[tuple[str, str, str], int] = {}
         """Commands run since start, per ``(command, outcome, code)``: outcome ``applied``, ``replayed``,
         ``refused`` (code: the ``DomainError`` code, or ``idempotency_mismatch``), ``conflict`` (lost
@@ -275,7 +291,25 @@ class CommandUnit:
             self._count(name, "error")
             raise
         self._count(name, "replayed" if result.replayed else "applied")
-        return result
+        return await self._logged(call, result)
+
+    async def _logged(self, call: CommandCall, result: CommandResult) -> CommandResult:
+        """``result`` once its events are on the log; ``202`` with ``unpublished`` if the bound passed first.
+
+        A replayed answer carries no events: it waits for its Renja's events still in the outbox (its own
+        among them, if the first answer was a 202), so a retry never reports "logged" too early either.
+        """
+        if self.publication is None:
+            return result
+        if result.replayed:
+            async with self._pool().acquire() as conn:
+                ids = await unpublished_ids(conn, call.renja_id)
+        else:
+            ids = [e.event_id for e in result.events]
+        if not ids or await self.publication(ids):
+            return result
+        log.warning("command_answered_before_logged", renja_id=str(call.renja_id), events=len(ids))
+        return dataclasses.replace(result, status_code=202, unpublished=tuple(ids))
 
     async def _attempts(
         self,

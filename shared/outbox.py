@@ -7,7 +7,12 @@ Invariants:
   values commit out of order, so a late commit with a lower ``seq`` is still found on the next pass);
 - a batch is sent with the idempotent producer and marked ``published_at`` only after every record in it
   was acknowledged (``acks=all``); a crash in between re-sends, and consumers de-duplicate by event id;
-- ``LISTEN outbox_<service>`` is only a wake-up hint; polling every ``poll_seconds`` is the guarantee;
+- ``LISTEN outbox_<service>`` (and ``wake`` in process) is a wake-up hint that is never lost: the flag is
+  cleared before a pass reads its first batch, so a commit during a pass starts the next one at once;
+  polling every ``poll_seconds`` is the guarantee;
+- a command's answer waits for its own rows (``await_published``) but never sends them itself: the relay
+  stays the one publisher, so one Renja's rows go out in ``seq`` (= commit) order however many commands
+  wait, and nothing is sent twice on their account;
 - Kafka or Postgres going away is survived: the relay backs off and reconnects by itself;
 - a row the broker refuses for good (too large for the broker: ``PERMANENT_ERRORS``) never blocks the
   others: it is set aside with ``publish_error``/``publish_failed_at`` (an operator's alarm, reported by
@@ -20,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -29,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from shared import tracing
-from shared.cloudevents import build_headers
+from shared.cloudevents import KafkaRecord, build_headers
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
 from shared.retry import keep_running
@@ -38,8 +44,47 @@ log = structlog.get_logger(__name__)
 
 AfterAck = Callable[[list[int]], Awaitable[None]]
 
+RECHECK_S = 0.25
+"""How often a command waiting for its events re-reads their ``published_at`` (seconds): the fallback
+when another process's relay leads; in the leading process the relay resolves the wait directly."""
+
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, RecordTooLargeError)
 """Send errors that no retry can cure for that record (anything else is retried with backoff)."""
+
+
+ROW_COLUMNS = (
+    "seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
+    " headers->>'traceparent' AS traceparent, headers->>'tracestate' AS tracestate"
+)
+"""The ``events`` columns a stored event is published from (``row_record``): the relay's and ``renja
+republish``'s one select list."""
+
+
+def row_record(
+    row: Mapping[str, Any],
+    dataschema_base: str | None = None,
+    *,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> KafkaRecord:
+    """The Kafka record of one stored event (a row selected with ``ROW_COLUMNS``): key = the Renja id,
+    value = the stored data's bytes, CloudEvents headers (``shared.cloudevents.build_headers``). The one
+    place a stored row becomes a record: the relay and ``renja republish`` send the same bytes. The relay
+    passes the trace context of its publish span (``traceparent``/``tracestate``); else the stored one."""
+    return KafkaRecord(
+        key=str(row["stream_id"]).encode(),
+        value=row["data"].encode(),
+        headers=build_headers(
+            event_id=row["event_id"],
+            source=row["source"],
+            event_type=row["event_type"],
+            time=row["occurred_at"],
+            subject=row["stream_id"],
+            traceparent=traceparent or row["traceparent"],
+            tracestate=tracestate or row["tracestate"],
+            dataschema_base=dataschema_base,
+        ),
+    )
 
 
 def advisory_key(service: str) -> int:
@@ -81,6 +126,10 @@ class OutboxRelay:
         """Times the relay lost its connection or a send failed and it had to back off and restart."""
         self.set_aside_total = 0
         """Rows the broker refused for good (``PERMANENT_ERRORS``), set aside for an operator."""
+        self._waiters: dict[UUID, asyncio.Future[None]] = {}
+        """Event ids a command awaits (``await_published``), resolved when their rows are marked."""
+        self.passes_total = 0
+        """Publishing passes run while leading (a pass publishes batches until one comes back short)."""
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -105,10 +154,15 @@ class OutboxRelay:
             await conn.add_listener(notify_channel(self.service), self._on_notify)
             producer = await start_producer(self.bootstrap, client_id=f"{self.service}-relay")
             while True:
-                await self.publish_until_short(conn, producer)
+                # Cleared *before* the batch is read: a commit (NOTIFY or ``wake``) that lands while this
+                # pass reads or publishes sets it again, and the next pass starts at once instead of
+                # after ``poll_seconds``.
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await self.publish_until_short(conn, producer)
+                self.passes_total += 1
+                if not self._wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
         finally:
             self.is_leader = False
             if producer is not None:
@@ -118,6 +172,10 @@ class OutboxRelay:
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
+    def wake(self) -> None:
+        """Start a publishing pass now (in-process; the ``NOTIFY`` at commit does the same across processes)."""
+        self._wake.set()
+
     async def publish_pending(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
         """Send one batch of unpublished events and mark it; returns how many were published."""
         rows = await self._fetch(conn, [])
@@ -125,7 +183,7 @@ class OutboxRelay:
             return 0
         seqs, refused = await self._send(producer, rows)
         await self._set_aside(conn, refused)
-        await self._mark(conn, seqs)
+        await self._mark(conn, seqs, rows)
         return len(rows)
 
     async def publish_until_short(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
@@ -150,7 +208,7 @@ class OutboxRelay:
                 await self._set_aside(conn, refused)  # before the next select, which must skip their streams
                 total += len(rows)
                 next_rows = await self._fetch(conn, seqs) if len(rows) >= self.batch_max else []
-                marking = asyncio.create_task(self._mark(conn, seqs))
+                marking = asyncio.create_task(self._mark(conn, seqs, rows))
                 rows = next_rows
             if marking is not None:
                 await marking
@@ -167,8 +225,7 @@ class OutboxRelay:
         """The next ``batch_max`` unpublished rows in ``seq`` order, leaving out the ``in_flight`` seqs."""
         return list(
             await conn.fetch(
-                "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-                " headers->>'traceparent' AS traceparent, headers->>'tracestate' AS tracestate"
+                f"SELECT {ROW_COLUMNS}"
                 " FROM events e WHERE published_at IS NULL AND publish_failed_at IS NULL"
                 " AND seq <> ALL($2::bigint[])"
                 " AND NOT EXISTS (SELECT 1 FROM events f WHERE f.stream_id = e.stream_id"
@@ -194,22 +251,9 @@ class OutboxRelay:
                 continue
             span, traceparent, tracestate = tracing.publish_span(topic, r["traceparent"], r["tracestate"], _attrs(r))
             spans.append(span)
-            headers = build_headers(
-                event_id=r["event_id"],
-                source=r["source"],
-                event_type=r["event_type"],
-                time=r["occurred_at"],
-                subject=r["stream_id"],
-                traceparent=traceparent,
-                tracestate=tracestate,
-                dataschema_base=self.dataschema_base,
-            )
+            record = row_record(r, self.dataschema_base, traceparent=traceparent, tracestate=tracestate)
             try:
-                futures.append(
-                    await producer.send(
-                        topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
-                    )
-                )
+                futures.append(await producer.send(topic, value=record.value, key=record.key, headers=record.headers))
                 sent.append(r)
             except PERMANENT_ERRORS as exc:
                 refused.append((r, f"{type(exc).__name__}: {exc}"))
@@ -247,12 +291,79 @@ class OutboxRelay:
                 reason=reason[:500],
             )
 
-    async def _mark(self, conn: asyncpg.Connection, seqs: list[int]) -> None:
+    async def _mark(self, conn: asyncpg.Connection, seqs: list[int], rows: Sequence[asyncpg.Record] = ()) -> None:
+        """Set ``published_at`` of ``seqs`` (all acknowledged); then release the commands awaiting those of
+        ``rows`` (the batch the seqs were sent from)."""
         if not seqs:
             return
         await conn.execute("UPDATE events SET published_at = now() WHERE seq = ANY($1::bigint[])", seqs)
         self.published_total += len(seqs)
         log.debug("outbox_published", count=len(seqs), first_seq=seqs[0], last_seq=seqs[-1])
+        if self._waiters:
+            done = set(seqs)
+            for r in rows:
+                if r["seq"] in done:
+                    waiter = self._waiters.get(r["event_id"])
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+
+    async def await_published(self, pool: asyncpg.Pool, event_ids: Sequence[UUID], timeout_s: float) -> bool:
+        """Wake the relay and wait until every event of ``event_ids`` is on the log (``published_at`` set).
+
+        True once all are published, False if ``timeout_s`` passed first (they stay in the outbox and the
+        relay publishes them later). Used by a command after its commit (``shared.command``): the relay is
+        the one publisher, so the events go out in ``seq`` order — for one Renja, its commit order — and
+        nothing is sent twice on their account. This process's relay releases the wait when it marks the
+        rows; if another process leads, ``published_at`` is re-read every ``RECHECK_S`` seconds.
+        """
+        if not event_ids:
+            return True
+        loop = asyncio.get_running_loop()
+        mine = [eid for eid in event_ids if eid not in self._waiters]
+        for eid in mine:
+            self._waiters[eid] = loop.create_future()
+        waiters = [self._waiters[eid] for eid in event_ids]
+        self.wake()
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not all(w.done() for w in waiters):
+                    async with pool.acquire() as conn:
+                        left = await conn.fetchval(
+                            "SELECT count(*) FROM events WHERE event_id = ANY($1::uuid[]) AND published_at IS NULL",
+                            list(event_ids),
+                        )
+                    if not left:
+                        return True
+                    open_waiters = [w for w in waiters if not w.done()]
+                    if open_waiters:
+                        await asyncio.wait(open_waiters, timeout=RECHECK_S)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for eid in mine:
+                waiter = self._waiters.pop(eid, None)
+                if waiter is not None and not waiter.done():
+                    waiter.cancel()
+
+
+async def unpublished_ids(conn: asyncpg.Connection, stream_id: UUID) -> list[UUID]:
+    """The ids of ``stream_id``'s events still waiting in the outbox (set-aside rows left out), in ``seq``
+    order: what a replayed command answer waits for before it is given again."""
+    rows = await conn.fetch(
+        "SELECT event_id FROM events WHERE stream_id = $1 AND published_at IS NULL AND publish_failed_at IS NULL"
+        " ORDER BY seq",
+        stream_id,
+    )
+    return [r["event_id"] for r in rows]
+
+
+async def publication_status(conn: asyncpg.Connection, event_id: UUID) -> asyncpg.Record | None:
+    """``(published_at, publish_failed_at, publish_error)`` of one stored event (None if not stored here)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT published_at, publish_failed_at, publish_error FROM events WHERE event_id = $1", event_id
+    )
+    return row
 
 
 def _attrs(row: asyncpg.Record) -> dict[str, str]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -98,6 +99,14 @@ class Runtime:
     projection_lag: Callable[[], Mapping[int, int]] | None = None
     """A service's own log reader's lag per partition (records), if it has one (the audit's projection)."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def published(self, event_ids: Sequence[UUID]) -> bool:
+        """Wait until ``event_ids`` are on the log, at most ``RENJA_PUBLISH_ON_COMMIT_TIMEOUT_S``: True once
+        they are, False if the bound passed first (``shared.outbox.OutboxRelay.await_published``); True at
+        once without a relay (nothing to wait for in this process)."""
+        if self.relay is None or self.pool is None:
+            return True
+        return await self.relay.await_published(self.pool, event_ids, self.settings.publish_on_commit_timeout_s)
 
     def require_pool(self) -> asyncpg.Pool:
         """The connection pool; raises ``ServiceStarting`` (503) before the app has started."""

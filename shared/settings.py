@@ -143,6 +143,9 @@ class ServiceSettings(KafkaSecurity):
     consumer_batch_max: int = 500
     relay_batch_max: int = 500
     relay_poll_seconds: float = 1.0
+    publish_on_commit_timeout_s: float = Field(default=10.0, ge=0)
+    """How long a command's answer waits for its events to be on the log (seconds); past it the answer is
+    ``202`` with a status link and the relay publishes them later (``shared.command``)."""
 
     jwt_issuer: str = "renja-local-issuer"
     jwt_audience: str = "renja"
