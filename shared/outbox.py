@@ -28,7 +28,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
-from shared.cloudevents import build_headers
+from shared.cloudevents import OUTBOX_COLUMNS, record_from_row
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
 from shared.retry import keep_running
@@ -166,8 +166,7 @@ class OutboxRelay:
         """The next ``batch_max`` unpublished rows in ``seq`` order, leaving out the ``in_flight`` seqs."""
         return list(
             await conn.fetch(
-                "SELECT seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-                " headers->>'traceparent' AS traceparent"
+                f"SELECT {OUTBOX_COLUMNS}"
                 " FROM events e WHERE published_at IS NULL AND publish_failed_at IS NULL"
                 " AND seq <> ALL($2::bigint[])"
                 " AND NOT EXISTS (SELECT 1 FROM events f WHERE f.stream_id = e.stream_id"
@@ -190,21 +189,9 @@ class OutboxRelay:
         for r in rows:
             if r["stream_id"] in blocked:
                 continue
-            headers = build_headers(
-                event_id=r["event_id"],
-                source=r["source"],
-                event_type=r["event_type"],
-                time=r["occurred_at"],
-                subject=r["stream_id"],
-                traceparent=r["traceparent"],
-                dataschema_base=self.dataschema_base,
-            )
+            record = record_from_row(r, self.dataschema_base)  # the stored bytes and signature
             try:
-                futures.append(
-                    await producer.send(
-                        topic, value=r["data"].encode(), key=str(r["stream_id"]).encode(), headers=headers
-                    )
-                )
+                futures.append(await producer.send(topic, value=record.value, key=record.key, headers=record.headers))
                 sent.append(r)
             except PERMANENT_ERRORS as exc:
                 refused.append((r, f"{type(exc).__name__}: {exc}"))

@@ -20,7 +20,7 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "4"
+PROJECTION_VERSION = "5"
 """2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
@@ -29,7 +29,11 @@ rows also keep those bytes (migration ``audit_0003``) and show the event JSON as
 release ``audit_events.step_number`` comes from the one fold (``evolve``: the step the event newly
 completed), so an event that raced a cancellation is stored with no step, as the timeline shows it.
 4: ``renja.DirectiveIssued.v1`` records are read as v2 (upcast, ``opd_code`` None) and the folded
-``RenjaState`` carries ``opd_code``: the stored cycle states change, so the audit refolds."""
+``RenjaState`` carries ``opd_code``: the stored cycle states change, so the audit refolds.
+5: signed origin (``shared.origin``): a record whose producer signature does not verify is rejected, not
+folded (an unsigned one is accepted only below the legacy cut-over ``RENJA_UNSIGNED_BEFORE``); a signed
+record is chained with record layout v3, which covers ``ce_signaturekeyid``/``ce_signature`` (an
+unsigned record keeps layout v2, so its hashes do not change), and each row keeps the signature."""
 
 _KEY = "projection_version"
 

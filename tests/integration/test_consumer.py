@@ -11,12 +11,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.cloudevents import to_kafka
+from shared.cloudevents import KafkaRecord
 from shared.events import Event
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.settings import ServiceSettings
 from tests.kit.factories import directive
 from tests.kit.kafkatools import read_all
+from tests.kit.signing import sign_as, signed
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ async def produce(settings: ServiceSettings, topic: str, records: list[tuple[byt
 
 
 def good(text: str, stream=None) -> tuple[bytes, bytes, list]:  # type: ignore[no-untyped-def,type-arg]
-    rec = to_kafka(directive(stream, text=text))
+    rec = signed(directive(stream, text=text))
     return rec.key, rec.value, rec.headers
 
 
@@ -92,7 +93,9 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_good_one_is_applied(
     future = (key, value, list({**h, "ce_type": b"renja.Unknown.v9"}.items()))
     # ... and a known event with a field this release does not know is applied (the field ignored).
     newer_key, newer_value, newer_headers = good("with a newer field", stream)
-    newer = (newer_key, json.dumps({**json.loads(newer_value), "opd_kode": "1.02"}).encode(), newer_headers)
+    newer_value = json.dumps({**json.loads(newer_value), "opd_kode": "1.02"}).encode()
+    newer_headers = [(k, v) for k, v in newer_headers if k not in ("ce_signature", "ce_signaturekeyid")]
+    newer = (newer_key, newer_value, sign_as("directive", KafkaRecord(newer_key, newer_value, newer_headers)).headers)
     last = good("after the poison", stream)
     await produce(settings, topic, [poison[0], future, newer, *poison[1:], last])
     pool = await asyncpg.create_pool(scratch_db, min_size=1, max_size=4)
