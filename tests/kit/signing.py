@@ -6,7 +6,10 @@ or on first use), so the stack's services and the in-process ones verify what a 
 
 from __future__ import annotations
 
-from shared.cloudevents import KafkaRecord, to_kafka
+from datetime import UTC, datetime
+from uuid import UUID
+
+from shared.cloudevents import KafkaRecord, build_headers, to_kafka
 from shared.events import Event
 from shared.origin import KeyRegistry, RegisteredKey, Signer, Trust, service_signer
 
@@ -31,3 +34,20 @@ def trust_of(*signers: Signer, unsigned_before: dict[int, int] | None = None) ->
     """A trust that knows exactly the public keys of ``signers`` (no file, no legacy records by default)."""
     keys = {s.key_id: RegisteredKey(s.service, s.private_key.public_key()) for s in signers}
     return Trust(KeyRegistry(keys), unsigned_before or {})
+
+
+def row_signature(
+    *, event_id: UUID, stream_id: UUID, event_type: str, source: str, occurred_at: datetime, payload: bytes
+) -> tuple[str, str]:
+    """``(signature, key id)`` for an ``events`` row written by hand (as ``shared.eventstore.append``
+    signs it), so its relay publishes it signed by ``source``'s key."""
+    signer = service_signer(source)
+    headers = build_headers(
+        event_id=event_id,
+        source=source,
+        event_type=event_type,
+        time=occurred_at.astimezone(UTC),
+        subject=stream_id,
+        dataschema_base="",
+    )
+    return signer.signature(str(stream_id).encode(), payload, headers), signer.key_id

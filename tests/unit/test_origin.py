@@ -153,3 +153,20 @@ def test_development_generates_the_key_and_the_registry_that_verifies_it(tmp_pat
     trust = trust_from(settings)
     rec = signer.signed(to_kafka(directive().model_copy(update={"source": "meetings"})))
     assert trust.check(rec.key, rec.value, rec.headers, 0, 0) == SignedBy("meetings", signer.key_id)
+
+
+def test_the_audit_chains_a_signed_record_with_its_signature_and_an_unsigned_one_as_before() -> None:
+    from services.audit.hashchain import published_from_record, record_bytes
+
+    plain = to_kafka(directive())
+    signed_rec = DIRECTIVE.signed(plain)
+    p_plain = published_from_record(plain.key, plain.value, plain.headers)
+    p_signed = published_from_record(signed_rec.key, signed_rec.value, signed_rec.headers)
+    assert record_bytes(p_plain).startswith(b"renja-audit-record/v2\n") and not p_plain.signed
+    assert record_bytes(p_signed).startswith(b"renja-audit-record/v3\n")
+    assert b"ce_signaturekeyid %d\n%s\n" % (len(DIRECTIVE.key_id), DIRECTIVE.key_id.encode()) in record_bytes(p_signed)
+    assert replace(p_signed, signature=None, signature_key_id=None) == p_plain
+    other = replace(p_signed, signature=b"x" + (p_signed.signature or b""))
+    assert record_bytes(other) != record_bytes(p_signed)
+    # the stored columns alone re-verify the producer's signature (what ``verify`` does)
+    assert TRUST.check(p_signed.key, p_signed.value, p_signed.headers(), 0, 0).service == "directive"
