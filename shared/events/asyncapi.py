@@ -63,10 +63,17 @@ DLQ_REASONS: tuple[str, ...] = (
     "missing_key",
     "header_mismatch",
     "bad_header",
+    "unsigned",
+    "unknown_key",
+    "wrong_signer",
+    "bad_signature",
+    "duplicate_id_conflict",
     "handler_error",
 )
 """``dlq_reason`` values: ``shared.cloudevents.DecodeError.reason`` codes, and ``handler_error`` when the
-consuming service's own handler failed (``shared.inbox``). An event type the consumer does not know
+consuming service's own handler failed (``shared.inbox``); ``unsigned`` … ``bad_signature`` when the record's
+origin is not proven (``shared.origin.OriginError``), ``duplicate_id_conflict`` for an applied event id
+that came again with other content (``shared.inbox``). An event type the consumer does not know
 (``unknown_type``) is skipped, never dead-lettered: a newer producer may publish it first."""
 
 GENERATED_NOTE = (
@@ -172,6 +179,22 @@ def ce_headers_schema(event_type: str) -> dict[str, Any]:
                 ),
             },
             "content-type": {"type": "string", "const": CONTENT_TYPE},
+            "ce_signaturekeyid": {
+                "type": "string",
+                "description": (
+                    "CloudEvents extension: the id of the producing service's key in the key registry "
+                    "(docs/events.md, Signed origin). Absent only on records from before signing."
+                ),
+            },
+            "ce_signature": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": (
+                    "CloudEvents extension: Ed25519 signature (standard base64) over the key, the identifying "
+                    "ce_* headers, ce_signaturekeyid and the value (layout renja-event-signature/v1). Refuse a "
+                    "record whose signature does not verify."
+                ),
+            },
             "traceparent": {
                 "type": "string",
                 "pattern": TRACEPARENT_RE.pattern,
