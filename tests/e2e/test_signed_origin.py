@@ -3,12 +3,14 @@ is no longer the official history. The phantom ``DirectiveIssued`` (level instru
 existed, by the wrong role) produced raw is dead-lettered by every consumer group — ``unsigned`` without a
 signature, ``bad_signature`` with a forged one, ``unknown_key`` with a key nobody registered,
 ``wrong_signer`` with another service's key — and the audit never folds it. A real command's events carry
-their service's signature, and ``verify`` names the signer of every entry.
+their service's signature, and ``verify`` names the signer of every entry. An applied event id that comes
+again with other content is dead-lettered as ``duplicate_id_conflict``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from deploy.local.settings import StackSettings
-from shared.cloudevents import KafkaRecord, to_kafka
+from shared.cloudevents import OUTBOX_COLUMNS, KafkaRecord, record_from_row, to_kafka
 from shared.events import DirectiveIssued
 from shared.kafka import start_producer
 from shared.manifest import SERVICES, database_of
@@ -154,3 +156,29 @@ async def test_verify_names_the_signer_of_every_entry() -> None:
         (1, "directive", directive_key, "signed")
     ]
     assert {c["name"]: c["ok"] for c in report["checks"]}["origin"] is True
+
+
+async def test_a_validly_signed_duplicate_id_with_another_payload_is_dead_lettered_by_every_consumer() -> None:
+    """The directive's own arahan comes again, same event id, other text, signed with the directive's
+    real key (a bug, or a stolen key): every consumer dead-letters it as ``duplicate_id_conflict`` — the
+    directive service too, which compares it with its own stored event."""
+    stack = StackSettings()
+    settings = ServiceSettings(service="tests")
+    async with httpx.AsyncClient(timeout=30) as client:
+        renja_id = await started_renja(client, stack, settings)
+    conn = await asyncpg.connect(stack.postgres_dsn(database_of("directive")))
+    try:
+        row = await conn.fetchrow(f"SELECT {OUTBOX_COLUMNS} FROM events WHERE stream_id = $1", renja_id)
+    finally:
+        await conn.close()
+    original = record_from_row(row, "")
+    data = json.loads(original.value)
+    other = json.dumps({**data, "text": "Arahan yang diganti"}).encode()
+    headers = [(k, v) for k, v in original.headers if not k.startswith("ce_signature")]
+    forged = service_signer("directive").signed(KafkaRecord(original.key, other, headers))
+    await produce(stack.kafka_bootstrap, stack.event_topic, {"duplicate_id_conflict": forged})
+    subjects = {original.key: "duplicate_id_conflict"}
+    for spec in SERVICES:
+        if spec.consumes:
+            found = await dlq_reasons(stack.kafka_bootstrap, spec.dlq_topic, subjects, 90)
+            assert found == {"duplicate_id_conflict": "duplicate_id_conflict"}, spec.name
