@@ -35,6 +35,7 @@ from services.audit.tables import REBUILD
 from shared.cloudevents import from_kafka, to_kafka
 from shared.db import migrate
 from shared.kafka import ensure_topics, start_producer
+from shared.origin import service_signer
 from shared.sop import load_sop
 from tests.kit.driver import cycle_events
 
@@ -54,7 +55,7 @@ async def produce(bootstrap: str, topic: str, n: int) -> int:
             renja, shape = UUID(int=i + 1, version=4), SHAPES[i % len(SHAPES)]
             events = cycle_events(sop, renja, start=start + timedelta(hours=i), opd=f"OPD {i}", **shape)  # type: ignore[arg-type]
             for e in events:
-                rec = to_kafka(e)
+                rec = service_signer(e.source).signed(to_kafka(e))  # as the services publish it
                 futures.append(await producer.send(topic, key=rec.key, value=rec.value, headers=rec.headers))
             produced += len(events)
             i += 1

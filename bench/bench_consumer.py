@@ -33,6 +33,7 @@ from shared.cloudevents import to_kafka
 from shared.events import Event
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.kafka import start_consumer, start_producer
+from shared.origin import service_signer
 
 APPLIED_TABLE = "CREATE TABLE bench_applied (event_id uuid PRIMARY KEY, renja_id uuid NOT NULL, event_type text)"
 INSERT = "INSERT INTO bench_applied (event_id, renja_id, event_type) VALUES ($1, $2, $3)"
@@ -45,7 +46,7 @@ async def produce(bootstrap: str, topic: str, events: list[Event]) -> float:
         t0 = time.perf_counter()
         futures = []
         for event in events:
-            rec = to_kafka(event)
+            rec = service_signer(event.source).signed(to_kafka(event))  # as the services publish it
             futures.append(await producer.send(topic, key=rec.key, value=rec.value, headers=rec.headers))
         await asyncio.gather(*futures)
         return time.perf_counter() - t0

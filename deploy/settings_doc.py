@@ -27,8 +27,10 @@ PREFIX = "RENJA_"
 MACHINE_DEFAULTS = {
     "files_dir": "`$RENJA_RUN_DIR/files/documents` (`<repo>/.run/...` when unset)",
     "run_dir": "`<repo>/.run` (audit) / `.run` (approvals)",
-    "renstra_file": "the Renstra CSV shipped in `data/`",
-    "nomenclature_file": "the national nomenclature shipped in `data/`",
+    "renstra_file": "(unset: no Renstra; the drafts say once that alignment was not checked)",
+    "nomenclature_file": "the national nomenclature shipped in `data/` (all urusan, kab/kota form)",
+    "sumber_dana_file": "the APBD sumber dana list shipped in `data/`",
+    "instance_name": "`<hostname>:<pid>`",
 }
 HEADER = """# Settings reference
 

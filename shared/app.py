@@ -26,6 +26,7 @@ from shared.db import create_pool, migrate
 from shared.events import Event
 from shared.inbox import Delivery, Handler, IdempotentConsumer
 from shared.logging import configure_logging
+from shared.origin import process_trust, service_signer
 from shared.outbox import OutboxRelay
 from shared.process import fold_consumed
 from shared.registry import load_registry
@@ -119,6 +120,9 @@ async def _start(rt: Runtime, migrations: Path | None, handle: Handler | None) -
     rt.kafka = KafkaProbe(settings.kafka_bootstrap, settings.event_topic)
     if settings.migrate_on_start:
         await migrate(dsn, migrations)
+    # the signing key and the key registry (shared.origin): a deployment without them stops here
+    service_signer(settings.service)
+    process_trust()
     rt.relay = OutboxRelay(
         dsn=dsn,
         service=settings.service,

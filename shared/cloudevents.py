@@ -37,6 +37,10 @@ CONTENT_TYPE = "application/json"
 STRUCTURED_PREFIX = "application/cloudevents"
 """``application/cloudevents+json`` (and batches): structured content mode, which Renja does not use."""
 SOURCE_PREFIX = "/renja/"
+SIGNATURE_HEADER = "ce_signature"
+"""CloudEvents extension ``signature``: the producer's Ed25519 signature, base64 (``shared.origin``)."""
+SIGNATURE_KEY_ID_HEADER = "ce_signaturekeyid"
+"""CloudEvents extension ``signaturekeyid``: the id of the key that signed, in the key registry."""
 TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 Headers = list[tuple[str, bytes]]
@@ -121,6 +125,53 @@ def to_kafka(event: Event, traceparent: str | None = None) -> KafkaRecord:
             subject=event.renja_id,
             traceparent=traceparent,
         ),
+    )
+
+
+OUTBOX_COLUMNS = (
+    "seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
+    " headers->>'traceparent' AS traceparent, headers->>'tracestate' AS tracestate,"
+    " payload, signature, signature_key_id"
+)
+"""The ``events`` columns :func:`record_from_row` needs, for ``SELECT {OUTBOX_COLUMNS} FROM events ...``."""
+
+
+def record_from_row(
+    row: Any,
+    dataschema_base: str | None = None,
+    *,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
+) -> KafkaRecord:
+    """The Kafka record of one stored ``events`` row (selected with ``OUTBOX_COLUMNS``): the one way the
+    relay, a publish-on-commit path or a republish turn a stored event into what goes on the log.
+
+    The value is the stored ``payload`` (the exact bytes that were signed at append time; for a row
+    stored before signing, its ``data`` as text), the headers those of :func:`build_headers` plus the
+    stored ``ce_signaturekeyid``/``ce_signature`` when the row has them. Sending the same row twice sends
+    the same bytes and the same signature. ``traceparent``/``tracestate`` (the relay's publish span)
+    replace the stored trace context, which the signature does not cover.
+    """
+    payload = row["payload"]
+    headers = build_headers(
+        event_id=row["event_id"],
+        source=row["source"],
+        event_type=row["event_type"],
+        time=row["occurred_at"],
+        subject=row["stream_id"],
+        traceparent=traceparent or row["traceparent"],
+        tracestate=tracestate or row["tracestate"],
+        dataschema_base=dataschema_base,
+    )
+    if row["signature"] is not None:
+        headers += [
+            (SIGNATURE_KEY_ID_HEADER, row["signature_key_id"].encode()),
+            (SIGNATURE_HEADER, row["signature"].encode()),
+        ]
+    return KafkaRecord(
+        key=str(row["stream_id"]).encode(),
+        value=bytes(payload) if payload is not None else row["data"].encode(),
+        headers=headers,
     )
 
 

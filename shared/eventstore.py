@@ -6,7 +6,10 @@ Invariants:
 - ``UNIQUE(event_id)``: an event is stored once; re-appending the same event id raises ``DuplicateEvent``;
 - the rows are written in the caller's transaction, so events, their outbox flag and the state change
   commit (or roll back) together; a ``NOTIFY`` on ``outbox_<service>`` wakes the relay at commit time;
-- stream = Renja id; ``version`` is the service's view of the Renja's version (own and consumed events).
+- stream = Renja id; ``version`` is the service's view of the Renja's version (own and consumed events);
+- each row keeps the exact bytes it is published with (``payload``) and the service's Ed25519 signature
+  over them and the identifying headers (``signature``, ``signature_key_id``; ``shared.origin``), written
+  with the row: whoever sends the row later (relay, publish-on-commit, republish) sends that signature.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from shared.cloudevents import encode_data
+from shared.cloudevents import build_headers, encode_data
 from shared.events import Event, parse_event
+from shared.origin import Signer, service_signer
 
 
 class ConcurrencyConflict(Exception):
@@ -67,9 +72,12 @@ async def append(
     events: Sequence[Event],
     traceparent: str | None = None,
     tracestate: str | None = None,
+    signer: Signer | None = None,
 ) -> int:
     """Append ``events`` to ``stream_id`` at versions ``expected_version+1 …`` inside the caller's transaction.
 
+    Each event is signed by ``signer`` (default: this process's key of ``service``,
+    ``shared.origin.service_signer``) over the record it will be published as.
     Returns the new stream version. Raises ``EventTooLarge`` (before writing anything),
     ``ConcurrencyConflict`` or ``DuplicateEvent``; the caller's
     transaction is then unusable and must be rolled back (use ``async with conn.transaction()``).
@@ -84,6 +92,7 @@ async def append(
             raise EventTooLarge(
                 f"{event.event_type} would be {len(data):,} bytes; at most {MAX_EVENT_BYTES:,} fit in the event log"
             )
+    sign = signer or service_signer(service)
     rows = [
         (
             e.event_id,
@@ -94,13 +103,17 @@ async def append(
             e.occurred_at,
             data.decode(),
             headers,
+            data,
+            _signature(sign, stream_id, e, data),
+            sign.key_id,
         )
         for i, (e, data) in enumerate(zip(events, encoded, strict=True))
     ]
     try:
         await conn.executemany(
-            """INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data, headers)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)""",
+            """INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data, headers,
+                                   payload, signature, signature_key_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)""",
             rows,
         )
     except asyncpg.UniqueViolationError as exc:
@@ -109,6 +122,19 @@ async def append(
         raise DuplicateEvent(str(exc)) from exc
     await conn.execute("SELECT pg_notify($1, '')", notify_channel(service))
     return expected_version + len(events)
+
+
+def _signature(signer: Signer, stream_id: UUID, event: Event, data: bytes) -> str:
+    """The signature of the record ``shared.cloudevents.record_from_row`` will make of this event's row."""
+    headers = build_headers(
+        event_id=event.event_id,
+        source=event.source,
+        event_type=event.event_type,
+        time=event.occurred_at.astimezone(UTC),
+        subject=stream_id,
+        dataschema_base="",  # not signed (a deployment's URL)
+    )
+    return signer.signature(str(stream_id).encode(), data, headers)
 
 
 async def stream_version(conn: asyncpg.Connection, stream_id: UUID) -> int:

@@ -4,7 +4,13 @@ Invariants:
 - ``enable_auto_commit=False``; for each partition batch from ``getmany`` the inbox rows (consumer,
   event id) and the handler's effects commit in ONE Postgres transaction, and the Kafka offset is committed
   only after that commit, and only for partitions still assigned to this member (rebalance-safe);
+- every record that decodes has its origin checked (``shared.origin.Trust``): an unsigned, wrongly signed or
+  foreign-signed record is dead-lettered (``unsigned``, ``bad_signature``, ``unknown_key``,
+  ``wrong_signer``) and never applied;
 - an event id already in the inbox is skipped, so a redelivered or re-published event is applied once;
+  the inbox keeps the digest of what it applied (``shared.origin.record_digest``), and a record with a
+  known event id but other content is no re-delivery: it is dead-lettered as ``duplicate_id_conflict``
+  and logged at warning level (an identical re-delivery stays a silent duplicate);
 - a record of an event type this release does not know is skipped (counted in ``stats.skipped_unknown``,
   logged once per type): tolerant readers, so a producer upgraded first never fills the DLQs;
 - a record that cannot be decoded, or whose handler raises a non-connection error, is sent to the group's
@@ -31,9 +37,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaConnectionError, KafkaError
 
 from shared import tracing
-from shared.cloudevents import DecodeError, from_kafka, header_map
+from shared.cloudevents import OUTBOX_COLUMNS, DecodeError, from_kafka, header_map, record_from_row
 from shared.events import Event
 from shared.kafka import start_consumer, start_producer
+from shared.origin import Trust, process_trust, record_digest
 from shared.retry import keep_running
 
 log = structlog.get_logger(__name__)
@@ -70,7 +77,10 @@ class ConsumerStats:
     duplicates: int = 0
     dead_lettered: int = 0
     dead_lettered_by_reason: dict[str, int] = field(default_factory=dict)
-    """Dead-lettered records per ``dlq_reason`` (``not_json``, ``bad_schema``, ``handler_error``…)."""
+    """Dead-lettered records per ``dlq_reason`` (``not_json``, ``bad_schema``, ``handler_error``,
+    ``unsigned``, ``bad_signature``, ``duplicate_id_conflict``…)."""
+    duplicate_conflicts: int = 0
+    """Records whose event id was applied before with other content (dead-lettered, never applied)."""
     lag: dict[int, int] = field(default_factory=dict)
     """Records behind per assigned partition: log end (high watermark) minus this member's position, which
     after each processed batch is the committed offset; measured after every poll."""
@@ -152,6 +162,7 @@ class IdempotentConsumer:
         batch_handler: BatchHandler | None = None,
         batch_max: int = 500,
         consumer_name: str | None = None,
+        trust: Trust | None = None,
     ) -> None:
         self.pool = pool
         self.bootstrap = bootstrap
@@ -162,6 +173,8 @@ class IdempotentConsumer:
         self.batch_handler = batch_handler
         self.batch_max = batch_max
         self.name = consumer_name or group_id
+        self.trust = trust
+        """Which records are accepted (default: this process's ``shared.origin.process_trust()``)."""
         self.stats = ConsumerStats()
         self.running = False
 
@@ -208,16 +221,21 @@ class IdempotentConsumer:
     ) -> None:
         decoded: list[tuple[ConsumerRecord[bytes, bytes], Event]] = []
         dead: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        trust = self.trust or process_trust()
         for rec in records:
             try:
-                decoded.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
+                event = from_kafka(rec.key, rec.value, rec.headers)
+                # the data's source is the ce_source (checked by the decoder); its key must be that service's
+                trust.check(rec.key, rec.value, rec.headers, rec.partition, rec.offset)
+                decoded.append((rec, event))
             except DecodeError as exc:
                 if exc.skippable:
                     self._skip_unknown(rec)
                 else:
                     dead.append((rec, exc.reason, exc.detail))
         async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await self._claim(conn, decoded)
+            fresh, conflicts = await self._claim(conn, decoded)
+            dead += conflicts
             refused = await self._apply(conn, fresh)
             dead += refused
             if dead:
@@ -244,7 +262,8 @@ class IdempotentConsumer:
                         **record_ids(rec),  # this record's ids, never ones left bound by another
                     )
         self.stats.applied += len(fresh) - len(refused)
-        self.stats.duplicates += len(decoded) - len(fresh)
+        self.stats.duplicates += len(decoded) - len(fresh) - len(conflicts)
+        self.stats.duplicate_conflicts += len(conflicts)
         self.stats.dead_lettered += len(dead)
         for _, reason, _ in dead:
             self.stats.dead_lettered_by_reason[reason] = self.stats.dead_lettered_by_reason.get(reason, 0) + 1
@@ -285,28 +304,85 @@ class IdempotentConsumer:
 
     async def _claim(
         self, conn: asyncpg.Connection, decoded: list[tuple[ConsumerRecord[bytes, bytes], Event]]
-    ) -> list[tuple[ConsumerRecord[bytes, bytes], Event]]:
-        """Insert inbox rows for the batch in one statement; return the records seen for the first time."""
+    ) -> tuple[list[tuple[ConsumerRecord[bytes, bytes], Event]], list[tuple[ConsumerRecord[bytes, bytes], str, str]]]:
+        """Insert inbox rows (with each record's digest) for the batch in one statement; return the records
+        seen for the first time, and the dead letters of known ids that came with other content."""
         if not decoded:
-            return []
+            return [], []
+        digests = [record_digest(rec.key, rec.value, rec.headers) for rec, _ in decoded]
         inserted = await conn.fetch(
-            """INSERT INTO inbox (consumer, event_id, event_type, kafka_partition, kafka_offset)
-               SELECT $1, e.id, e.t, e.p, e.o
-               FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[]) AS e(id, t, p, o)
+            """INSERT INTO inbox (consumer, event_id, event_type, kafka_partition, kafka_offset, digest)
+               SELECT $1, e.id, e.t, e.p, e.o, e.d
+               FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::bytea[]) AS e(id, t, p, o, d)
                ON CONFLICT DO NOTHING RETURNING event_id""",
             self.name,
             [ev.event_id for _, ev in decoded],
             [ev.event_type for _, ev in decoded],
             [rec.partition for rec, _ in decoded],
             [rec.offset for rec, _ in decoded],
+            digests,
         )
         new_ids = {r["event_id"] for r in inserted}
         fresh: list[tuple[ConsumerRecord[bytes, bytes], Event]] = []
-        for rec, ev in decoded:
+        applied: dict[Any, tuple[bytes, str]] = {}  # event id -> (digest, where) of what this batch applies
+        repeats: list[tuple[ConsumerRecord[bytes, bytes], Event, bytes]] = []
+        for (rec, ev), digest in zip(decoded, digests, strict=True):
             if ev.event_id in new_ids:
                 fresh.append((rec, ev))
                 new_ids.discard(ev.event_id)  # the same id twice in one batch is applied once
-        return fresh
+                applied[ev.event_id] = (digest, f"{rec.partition}:{rec.offset}")
+            else:
+                repeats.append((rec, ev, digest))
+        if not repeats:
+            return fresh, []
+        known = await self._known_digests(conn, [ev.event_id for _, ev, _ in repeats if ev.event_id not in applied])
+        known.update(applied)
+        conflicts: list[tuple[ConsumerRecord[bytes, bytes], str, str]] = []
+        for rec, ev, digest in repeats:
+            stored = known.get(ev.event_id)
+            if stored is None or stored[0] == digest:
+                continue  # a re-delivery (or an id applied before digests were kept): a silent duplicate
+            log.warning(
+                "duplicate_id_conflict",
+                consumer=self.name,
+                event_id=str(ev.event_id),
+                applied_at=stored[1],
+                applied_digest=stored[0].hex(),
+                received_at=f"{rec.partition}:{rec.offset}",
+                received_digest=digest.hex(),
+            )
+            conflicts.append(
+                (
+                    rec,
+                    "duplicate_id_conflict",
+                    f"event id {ev.event_id} was applied before (record {stored[1]}, digest {stored[0].hex()}) "
+                    f"with other content than this record (digest {digest.hex()})",
+                )
+            )
+        return fresh, conflicts
+
+    async def _known_digests(self, conn: asyncpg.Connection, event_ids: list[Any]) -> dict[Any, tuple[bytes, str]]:
+        """The digest (and where it came from) of what was applied for each of ``event_ids``: the inbox's,
+        or for this service's own events (whose inbox rows are written by the command) the stored row's."""
+        if not event_ids:
+            return {}
+        out: dict[Any, tuple[bytes, str]] = {}
+        own: list[Any] = []
+        for r in await conn.fetch(
+            "SELECT event_id, digest, kafka_partition, kafka_offset FROM inbox"
+            " WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+            self.name,
+            event_ids,
+        ):
+            if r["digest"] is not None:
+                out[r["event_id"]] = (bytes(r["digest"]), f"{r['kafka_partition']}:{r['kafka_offset']}")
+            else:
+                own.append(r["event_id"])
+        if own:
+            for row in await conn.fetch(f"SELECT {OUTBOX_COLUMNS} FROM events WHERE event_id = ANY($1::uuid[])", own):
+                record = record_from_row(row, "")
+                out[row["event_id"]] = (record_digest(record.key, record.value, record.headers), "own event store")
+        return out
 
     async def _apply(
         self, conn: asyncpg.Connection, fresh: list[tuple[ConsumerRecord[bytes, bytes], Event]]

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 
 from shared import tracing
-from shared.cloudevents import KafkaRecord, build_headers
+from shared.cloudevents import OUTBOX_COLUMNS, KafkaRecord, record_from_row
 from shared.eventstore import notify_channel
 from shared.kafka import start_producer
 from shared.retry import keep_running
@@ -52,12 +52,9 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (MessageSizeTooLargeError, Recor
 """Send errors that no retry can cure for that record (anything else is retried with backoff)."""
 
 
-ROW_COLUMNS = (
-    "seq, event_id, stream_id, event_type, source, occurred_at, data::text AS data,"
-    " headers->>'traceparent' AS traceparent, headers->>'tracestate' AS tracestate"
-)
+ROW_COLUMNS = OUTBOX_COLUMNS
 """The ``events`` columns a stored event is published from (``row_record``): the relay's and ``renja
-republish``'s one select list."""
+republish``'s one select list (``shared.cloudevents.OUTBOX_COLUMNS``)."""
 
 
 def row_record(
@@ -67,24 +64,10 @@ def row_record(
     traceparent: str | None = None,
     tracestate: str | None = None,
 ) -> KafkaRecord:
-    """The Kafka record of one stored event (a row selected with ``ROW_COLUMNS``): key = the Renja id,
-    value = the stored data's bytes, CloudEvents headers (``shared.cloudevents.build_headers``). The one
-    place a stored row becomes a record: the relay and ``renja republish`` send the same bytes. The relay
-    passes the trace context of its publish span (``traceparent``/``tracestate``); else the stored one."""
-    return KafkaRecord(
-        key=str(row["stream_id"]).encode(),
-        value=row["data"].encode(),
-        headers=build_headers(
-            event_id=row["event_id"],
-            source=row["source"],
-            event_type=row["event_type"],
-            time=row["occurred_at"],
-            subject=row["stream_id"],
-            traceparent=traceparent or row["traceparent"],
-            tracestate=tracestate or row["tracestate"],
-            dataschema_base=dataschema_base,
-        ),
-    )
+    """The Kafka record of one stored event (a row selected with ``ROW_COLUMNS``): the stored bytes and
+    signature (``shared.cloudevents.record_from_row``), so the relay and ``renja republish`` send the same
+    record. The relay passes the trace context of its publish span; else the stored one."""
+    return record_from_row(row, dataschema_base, traceparent=traceparent, tracestate=tracestate)
 
 
 def advisory_key(service: str) -> int:

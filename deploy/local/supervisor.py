@@ -7,7 +7,9 @@ the one-time setup steps that make them usable (``CREATE DATABASE``, topic creat
 Invariants:
 - ``up`` is idempotent: a component whose process is alive *and* answers a real client call is left
   alone; a dead or unresponsive one is (re)started; start order is postgres → databases → kafka →
-  topics → mail → services, each waited for with a bounded timeout.
+  topics → mail → signing keys → services, each waited for with a bounded timeout.
+- Each publishing service's Ed25519 signing key and the key registry (``shared.origin``) are generated
+  under ``<run_dir>/keys/`` when missing (development only; never overwritten).
 - Processes are detached (own session, pid files in the run dir), so they outlive the ``renja up``
   command; ``down`` stops exactly the processes named by those pid files, and only when their command
   line still matches what we started (a recycled pid is never signalled).
@@ -33,6 +35,8 @@ from deploy.local.postgres import Postgres
 from deploy.local.process import StackError
 from deploy.local.services import Service, existing_services
 from deploy.local.settings import StackSettings
+from shared import manifest
+from shared.origin import ensure_local_keys
 
 Echo = Callable[[str], None]
 """Where progress lines go (``print`` for the CLI, a list's ``append`` in tests)."""
@@ -182,6 +186,8 @@ async def _ensure_infrastructure(settings: StackSettings, echo: Echo, actions: d
 
 async def _ensure_services(settings: StackSettings, echo: Echo, actions: dict[str, str]) -> None:
     """Every existing service in parallel; records each action, then one ``StackError`` naming every failure."""
+    registry = ensure_local_keys(settings.run_dir / "keys", [s.name for s in manifest.SERVICES if s.publishes])
+    echo(f"keys: signing keys and registry in {registry.parent}")
     services = [Service(settings, name) for name in existing_services(settings)]
     results = await asyncio.gather(*(ensure_component(svc, echo) for svc in services), return_exceptions=True)
     errors: list[str] = []

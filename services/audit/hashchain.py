@@ -20,7 +20,21 @@ model, so no release (an added defaulted field, an upcaster, another JSON librar
     value <n>\n<Kafka value bytes>\n
 
 Header bytes are the values as received (a repeated header: the last one, as the decoder reads it); other
-headers (``content-type``, ``ce_dataschema``, ``traceparent``, …) are not covered. Then:
+headers (``content-type``, ``ce_dataschema``, ``traceparent``, …) are not covered.
+
+**Byte layout (version 3): signed records.** A record that carries the producer's signature
+(``ce_signaturekeyid``, ``ce_signature``: ``shared.origin``) is reduced to the same fields under the first
+line ``renja-audit-record/v3``, with the two signature headers between ``ce_time`` and ``value``::
+
+    renja-audit-record/v3\n
+    key … ce_time (as in v2)
+    ce_signaturekeyid <n>\n<header bytes>\n
+    ce_signature <n>\n<header bytes>\n
+    value <n>\n<Kafka value bytes>\n
+
+so the chain covers who signed each record, and the signature proves which service produced it. An
+unsigned (legacy) record keeps the v2 layout, so no hash of a record published before signing changes.
+Then:
 
 - ``event_hash = sha256(record bytes)``;
 - ``chain_hash(n) = sha256("renja-audit-chain/v2\n" + hex(chain_hash(n-1)) + "\n" + record bytes(n))``,
@@ -63,7 +77,10 @@ GENESIS = "0" * 64
 """The ``prev_hash`` of the first link."""
 
 RECORD_DOMAIN = b"renja-audit-record/v2\n"
-"""The first line of every record's bytes (domain separation, and the version of the layout)."""
+"""The first line of every unsigned record's bytes (domain separation, and the version of the layout)."""
+
+SIGNED_RECORD_DOMAIN = b"renja-audit-record/v3\n"
+"""The first line of a signed record's bytes (layout v3: v2 plus the signature headers)."""
 
 CHAIN_DOMAIN = b"renja-audit-chain/v2\n"
 """The first line of every chain link's preimage."""
@@ -87,6 +104,33 @@ class Published:
     ce_subject: bytes | None
     ce_time: bytes | None
     value: bytes
+    signature_key_id: bytes | None = None
+    """``ce_signaturekeyid`` (None for an unsigned record: layout v2)."""
+    signature: bytes | None = None
+    """``ce_signature``, base64 as received (None for an unsigned record)."""
+
+    @property
+    def signed(self) -> bool:
+        """Whether the record carries a producer's signature (hashed with layout v3)."""
+        return self.signature is not None or self.signature_key_id is not None
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """The covered headers as a Kafka header list (absent ones left out), e.g. to verify the signature."""
+        pairs = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", self.ce_id),
+            ("ce_type", self.ce_type),
+            ("ce_source", self.ce_source),
+            ("ce_subject", self.ce_subject),
+            ("ce_time", self.ce_time),
+            ("ce_signaturekeyid", self.signature_key_id),
+            ("ce_signature", self.signature),
+        ]
+        return [(name, raw) for name, raw in pairs if raw is not None]
+
+
+SIGNATURE_FIELDS: tuple[str, ...] = ("ce_signaturekeyid", "ce_signature")
+"""The signature headers a signed record's bytes cover (layout v3), in their fixed order."""
 
 
 def published_from_record(key: bytes | None, value: bytes | None, headers: Any) -> Published:
@@ -97,7 +141,7 @@ def published_from_record(key: bytes | None, value: bytes | None, headers: Any) 
     """
     found: dict[str, bytes] = {}
     for name, raw in headers or ():
-        if name in HEADER_FIELDS:
+        if name in HEADER_FIELDS or name in SIGNATURE_FIELDS:
             found[name] = bytes(raw) if raw is not None else b""
     return Published(
         key=key or b"",
@@ -107,6 +151,8 @@ def published_from_record(key: bytes | None, value: bytes | None, headers: Any) 
         ce_subject=found.get("ce_subject"),
         ce_time=found.get("ce_time"),
         value=value or b"",
+        signature_key_id=found.get("ce_signaturekeyid"),
+        signature=found.get("ce_signature"),
     )
 
 
@@ -117,17 +163,22 @@ def published_from_event(event: Event) -> Published:
 
 
 def record_bytes(p: Published) -> bytes:
-    """The record bytes of the module docstring's layout (what ``event_hash`` and the chain cover)."""
-    parts = [RECORD_DOMAIN]
-    for name, raw in (
+    """The record bytes of the module docstring's layout (what ``event_hash`` and the chain cover): v3 for
+    a signed record, v2 for an unsigned one."""
+    signed = p.signed
+    fields: list[tuple[bytes, bytes | None]] = [
         (b"key", p.key),
         (b"ce_id", p.ce_id),
         (b"ce_type", p.ce_type),
         (b"ce_source", p.ce_source),
         (b"ce_subject", p.ce_subject),
         (b"ce_time", p.ce_time),
-        (b"value", p.value),
-    ):
+    ]
+    if signed:
+        fields += [(b"ce_signaturekeyid", p.signature_key_id), (b"ce_signature", p.signature)]
+    fields.append((b"value", p.value))
+    parts = [SIGNED_RECORD_DOMAIN if signed else RECORD_DOMAIN]
+    for name, raw in fields:
         if raw is None:
             parts.append(name + b" -\n")
         else:

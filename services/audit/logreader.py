@@ -4,7 +4,11 @@ The audit never joins a consumer group: the live projection positions itself fro
 and a rebuild, ``verify`` and ``reconcile`` read from offset 0 up to the end offsets taken when they
 start. This module owns that reading (``open_reader`` … ``read_range``, and ``read_from_start`` for the
 one-shot readers) and the decoding of records into events (``decode_batch``), which never raises for a
-record that is not one of our CloudEvents: it is listed in ``DecodedBatch.rejects`` instead.
+record that is not one of our CloudEvents: it is listed in ``DecodedBatch.rejects`` instead. A record
+whose origin is not proven (``shared.origin.Trust``: unsigned outside the legacy cut-over, signed by an
+unknown key, by another service's key, or a signature that does not verify) is rejected the same way,
+with the reason ``unsigned``, ``unknown_key``, ``wrong_signer`` or ``bad_signature``: the audit never
+folds or chains it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from shared.cloudevents import DecodeError, from_kafka
 from shared.events import Event
+from shared.origin import Trust, process_trust
 from shared.settings import env_kafka_security
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]  # explicit alias: mypy needs it to use the name as a type
@@ -129,12 +134,14 @@ class DecodedBatch:
     skipped: list[tuple[int, int, str]] = field(default_factory=list)
 
 
-def _decode_into(batch: DecodedBatch, records: Sequence[Record]) -> None:
+def _decode_into(batch: DecodedBatch, records: Sequence[Record], trust: Trust) -> None:
     offsets = batch.offsets
     for rec in records:
         offsets[rec.partition] = max(offsets.get(rec.partition, 0), rec.offset + 1)
         try:
-            batch.events.append((rec, from_kafka(rec.key, rec.value, rec.headers)))
+            event = from_kafka(rec.key, rec.value, rec.headers)
+            trust.check(rec.key, rec.value, rec.headers, rec.partition, rec.offset)
+            batch.events.append((rec, event))
         except DecodeError as exc:
             if exc.skippable:
                 ce_type = dict(rec.headers or ()).get("ce_type", b"").decode(errors="replace")
@@ -143,21 +150,25 @@ def _decode_into(batch: DecodedBatch, records: Sequence[Record]) -> None:
                 batch.rejects.append((rec.partition, rec.offset, exc.reason, exc.detail[:2000]))
 
 
-def decode_batch(records: Sequence[Record]) -> DecodedBatch:
-    """Decode ``records`` (``shared.cloudevents.from_kafka``); pure CPU, never raises for a bad record."""
+def decode_batch(records: Sequence[Record], trust: Trust | None = None) -> DecodedBatch:
+    """Decode ``records`` (``shared.cloudevents.from_kafka``) and check their origin against ``trust``
+    (default ``shared.origin.process_trust()``); pure CPU, never raises for a bad record."""
     batch = DecodedBatch([], [], {}, len(records))
-    _decode_into(batch, records)
+    _decode_into(batch, records, trust or process_trust())
     return batch
 
 
-async def decode_batch_yielding(records: Sequence[Record], chunk: int = 256) -> DecodedBatch:
+async def decode_batch_yielding(
+    records: Sequence[Record], chunk: int = 256, trust: Trust | None = None
+) -> DecodedBatch:
     """:func:`decode_batch`, handing the event loop back every ``chunk`` records.
 
     Used while the previous batch is being written: between chunks the loop keeps feeding its COPY to
     Postgres, so the server works on batch *n* while Python decodes batch *n + 1*.
     """
     batch = DecodedBatch([], [], {}, len(records))
+    checked = trust or process_trust()
     for start in range(0, len(records), chunk):
-        _decode_into(batch, records[start : start + chunk])
+        _decode_into(batch, records[start : start + chunk], checked)
         await asyncio.sleep(0)
     return batch

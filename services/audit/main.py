@@ -28,6 +28,7 @@ from services.audit.tables import LIVE
 from services.audit.versioning import ensure_projection_version
 from services.audit.workcalendar import calendar_from_sop
 from shared.app import build_service_app
+from shared.origin import process_trust
 from shared.runtime import Runtime
 
 
@@ -38,6 +39,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
 
     async def start(rt: Runtime) -> None:
         key = load_signing_key(cfg)
+        process_trust()  # the key registry: a deployment without one stops here, not at the first record
         calendar = calendar_from_sop(rt.sop)
         assert rt.pool is not None
         await ensure_projection_version(rt.pool)  # a new fold version refolds the log from offset 0

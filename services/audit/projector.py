@@ -293,8 +293,10 @@ def _shown(published: Published) -> str:
     return json.dumps(store.record_json(published), ensure_ascii=False, separators=(",", ":"))
 
 
-def _published_columns(p: Published) -> tuple[bytes, str, str, str, str | None, str | None, bytes]:
-    """The record as published, as the last ``store.EVENT_COLUMNS`` (``record_key`` … ``value``).
+def _published_columns(
+    p: Published,
+) -> tuple[bytes, str, str, str, str | None, str | None, bytes, str | None, str | None]:
+    """The record as published, as the last ``store.EVENT_COLUMNS`` (``record_key`` … ``signature``).
 
     Headers become text: the decoder has refused any record whose headers are not UTF-8.
     """
@@ -306,4 +308,6 @@ def _published_columns(p: Published) -> tuple[bytes, str, str, str, str | None, 
         None if p.ce_subject is None else p.ce_subject.decode(),
         None if p.ce_time is None else p.ce_time.decode(),
         p.value,
+        None if p.signature_key_id is None else p.signature_key_id.decode(),
+        None if p.signature is None else p.signature.decode(),
     )

@@ -149,8 +149,20 @@ class CheckPublic(BaseModel):
     event_id: str | None
 
 
+class EntrySignerPublic(BaseModel):
+    """Who signed one chain entry: the producing ``service`` and its ``key_id``; ``status`` ``signed``,
+    ``legacy`` (unsigned, from before signing) or why its signature was refused."""
+
+    position: int
+    event_id: str
+    service: str | None
+    key_id: str | None
+    status: str
+
+
 class VerifyPublic(BaseModel):
-    """``ok`` only if every check passed; otherwise the first bad chain position and its event."""
+    """``ok`` only if every check passed; otherwise the first bad chain position and its event.
+    ``key_id``/``public_key_b64``: the audit's head-signing key; ``signers``: each entry's producer."""
 
     renja_id: UUID
     ok: bool
@@ -165,6 +177,7 @@ class VerifyPublic(BaseModel):
     public_key_b64: str
     anomalies: list[AnomalyPublic] = []
     """Flagged events of this Renja (they do not make the chain not intact)."""
+    signers: list[EntrySignerPublic] = []
 
 
 class KeyPublic(BaseModel):
@@ -307,6 +320,12 @@ def verify_public(report: VerifyReport, public_b64: str, kid: str) -> VerifyPubl
         key_id=kid,
         public_key_b64=public_b64,
         anomalies=[anomaly_public(a) for a in report.anomalies],
+        signers=[
+            EntrySignerPublic(
+                position=x.position, event_id=x.event_id, service=x.service, key_id=x.key_id, status=x.status
+            )
+            for x in report.signers
+        ],
     )
 
 

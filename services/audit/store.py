@@ -68,6 +68,8 @@ def _published(r: asyncpg.Record) -> Published:
         ce_subject=None if subject is None else subject.encode(),
         ce_time=None if time is None else time.encode(),
         value=bytes(r["value"]),
+        signature_key_id=None if r["signature_key_id"] is None else r["signature_key_id"].encode(),
+        signature=None if r["signature"] is None else r["signature"].encode(),
     )
 
 
@@ -75,7 +77,7 @@ async def load_stored(conn: asyncpg.Connection, renja_id: UUID, tables: TableSet
     """The stored chain of one Renja in position order (empty if unknown)."""
     rows = await conn.fetch(
         f"SELECT position, event_id, event_hash, chain_hash, event::text AS event, kafka_partition, kafka_offset,"
-        f" record_key, ce_id, ce_type, ce_source, ce_subject, ce_time, value"
+        f" record_key, ce_id, ce_type, ce_source, ce_subject, ce_time, value, signature_key_id, signature"
         f" FROM {tables.events} WHERE renja_id = $1 ORDER BY position",
         renja_id,
     )
@@ -170,6 +172,8 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "ce_subject",
     "ce_time",
     "value",
+    "signature_key_id",
+    "signature",
 )
 """The columns of an ``audit_events`` row as :func:`copy_events` takes it, in order."""
 

@@ -9,7 +9,12 @@ Three checks, each naming the first chain position (1-based) that differs:
   the stored chain, and the shown events are what the log says (deleted, inserted or reordered rows show
   here);
 - ``signed_head``: for a completed Renja, the audit's Ed25519-signed head still verifies and the stored
-  chain (and the log) still reach it with the same hash, so a cut-off tail is detected even without Kafka.
+  chain (and the log) still reach it with the same hash, so a cut-off tail is detected even without Kafka;
+- ``origin``: every stored entry's producer signature (``shared.origin``) verifies again, from the stored
+  bytes, against the key registry (an unsigned entry passes only as a legacy record below the cut-over).
+
+The report names the signer of each entry (``signers``: service and key id, or ``legacy`` for an
+unsigned record from before signing).
 
 The report also lists the Renja's anomalies (``audit_anomalies``): events that are intact but that the
 SOP would not have decided where they stand. They do not make a chain "not intact"; they are reported
@@ -39,6 +44,7 @@ from services.audit.hashchain import (
 from services.audit.logreader import read_from_start
 from services.audit.store import StoredAnomaly, StoredEvent, load_anomalies, load_cycle, load_stored, record_json
 from shared.cloudevents import DecodeError, from_kafka
+from shared.origin import LEGACY, OriginError, Trust, process_trust
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,18 @@ class CheckResult:
     kind: str | None = None
     reason: str = ""
     event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntrySigner:
+    """Who signed the entry at ``position``: ``service`` and ``key_id``; ``status`` ``signed``, ``legacy``
+    (unsigned, accepted below the cut-over) or the refusal reason (``bad_signature``, ``unknown_key``…)."""
+
+    position: int
+    event_id: str
+    service: str | None
+    key_id: str | None
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +87,7 @@ class VerifyReport:
     reason: str
     checks: list[CheckResult] = field(default_factory=list)
     anomalies: list[StoredAnomaly] = field(default_factory=list)
+    signers: list[EntrySigner] = field(default_factory=list)
 
     @property
     def position(self) -> int | None:
@@ -89,14 +108,18 @@ def _check(name: str, result: VerifyResult, *chains: list[ChainEntry] | list[Sto
     return CheckResult(name, False, pos, result.kind, result.reason, event_id)
 
 
-async def log_records(bootstrap: str, topic: str, renja_id: UUID, partition: int | None) -> list[Published]:
+async def log_records(
+    bootstrap: str, topic: str, renja_id: UUID, partition: int | None, trust: Trust | None = None
+) -> list[Published]:
     """The Renja's records as they are in the log, as published (in offset order; a record that does not
-    decode, or repeats an event id, is left out, as the fold leaves it out).
+    decode, whose origin ``trust`` refuses, or that repeats an event id, is left out, as the fold leaves
+    it out).
 
     Reads only ``partition`` when known (every event of one Renja is in one partition), else all of them,
     from offset 0 to the end offsets at the time of the call.
     """
     key = str(renja_id).encode()
+    checked = trust or process_trust()
     seen: set[UUID] = set()
     records: list[Published] = []
     partitions = None if partition is None else (partition,)
@@ -106,7 +129,8 @@ async def log_records(bootstrap: str, topic: str, renja_id: UUID, partition: int
                 continue
             try:
                 ev = from_kafka(rec.key, rec.value, rec.headers)
-            except DecodeError:
+                checked.check(rec.key, rec.value, rec.headers, rec.partition, rec.offset)
+            except DecodeError:  # OriginError included
                 continue
             if ev.event_id not in seen:
                 seen.add(ev.event_id)
@@ -156,6 +180,38 @@ def _kafka_check(
     return _check("kafka", result, log_chain, stored)
 
 
+def entry_signers(stored: list[StoredEvent], trust: Trust) -> list[EntrySigner]:
+    """Each stored entry's signer, its signature verified again from the stored bytes (``origin``)."""
+    out: list[EntrySigner] = []
+    for s in stored:
+        p = s.published
+        key_id = None if p.signature_key_id is None else p.signature_key_id.decode(errors="replace")
+        try:
+            by = trust.check(p.key, p.value, p.headers(), s.partition, s.offset)
+        except OriginError as exc:
+            out.append(EntrySigner(s.entry.position, s.entry.event_id, None, key_id, exc.reason))
+            continue
+        if by == LEGACY:
+            out.append(EntrySigner(s.entry.position, s.entry.event_id, None, None, "legacy"))
+        else:
+            out.append(EntrySigner(s.entry.position, s.entry.event_id, by.service, by.key_id, "signed"))
+    return out
+
+
+def _origin_check(signers: list[EntrySigner]) -> CheckResult:
+    for signer in signers:
+        if signer.status not in ("signed", "legacy"):
+            return CheckResult(
+                "origin",
+                False,
+                signer.position,
+                signer.status,
+                f"entry {signer.event_id}: {signer.status} (key {signer.key_id})",
+                signer.event_id,
+            )
+    return CheckResult("origin", True)
+
+
 async def verify_renja(
     conn: asyncpg.Connection,
     renja_id: UUID,
@@ -163,20 +219,24 @@ async def verify_renja(
     *,
     bootstrap: str | None = None,
     topic: str | None = None,
+    trust: Trust | None = None,
 ) -> VerifyReport | None:
     """Verify one Renja (None if the audit has never seen it). Without ``bootstrap``/``topic`` the
-    Kafka check is skipped (the page uses the cheap projection + signed-head checks)."""
+    Kafka check is skipped (the page uses the cheap projection + signed-head checks). ``trust``: the key
+    registry and legacy cut-over the producer signatures are checked with (default: this process's)."""
     cycle = await load_cycle(conn, renja_id)
     stored = await load_stored(conn, renja_id)
     if cycle is None and not stored:
         return None
     stored_entries = [s.entry for s in stored]
     recomputed = build_chain([s.published for s in stored])
-    checks = [_projection_check(stored, recomputed)]
+    checked = trust or process_trust()
+    signers = entry_signers(stored, checked)
+    checks = [_projection_check(stored, recomputed), _origin_check(signers)]
     log_chain: list[ChainEntry] | None = None
     if bootstrap is not None and topic is not None:
         partition = stored[0].partition if stored else None
-        log = await log_records(bootstrap, topic, renja_id, partition)
+        log = await log_records(bootstrap, topic, renja_id, partition, checked)
         log_chain = build_chain(log)
         checks.append(_kafka_check(log, log_chain, stored, recomputed))
     head_signed = cycle is not None and cycle["signature_b64"] is not None
@@ -200,6 +260,7 @@ async def verify_renja(
         reason="; ".join(f"{c.name}: {c.reason} (position {c.position})" for c in failed),
         checks=checks,
         anomalies=anomalies,
+        signers=signers,
     )
 
 

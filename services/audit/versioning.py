@@ -20,7 +20,7 @@ from services.audit.tables import LIVE
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_VERSION = "7"
+PROJECTION_VERSION = "8"
 """2: cancellation is absorbing in ``evolve`` (a command that raced a cancellation changes nothing).
 3: the hash chain covers the records as published (Kafka key, identifying ``ce_*`` headers, value bytes;
 ``services.audit.hashchain`` layout v2) instead of each event as re-serialised by the model, so every
@@ -38,7 +38,12 @@ previous audit skipped them as unknown, this one chains them and shows them on t
 informational entries (no step, no state change).
 
 7: the folded ``RenjaState`` carries ``opd_identity``, the OPD/region snapshot a registry arahan records
-(``DirectiveIssued.opd_identity``, additive): the stored cycle states of such cycles change."""
+(``DirectiveIssued.opd_identity``, additive): the stored cycle states of such cycles change.
+
+8: signed origin (``shared.origin``): a record whose producer signature does not verify is rejected, not
+folded (an unsigned one is accepted only below the legacy cut-over ``RENJA_UNSIGNED_BEFORE``); a signed
+record is chained with record layout v3, which covers ``ce_signaturekeyid``/``ce_signature`` (an
+unsigned record keeps layout v2, so its hashes do not change), and each row keeps the signature."""
 
 _KEY = "projection_version"
 

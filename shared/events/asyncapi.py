@@ -64,11 +64,18 @@ DLQ_REASONS: tuple[str, ...] = (
     "header_mismatch",
     "bad_header",
     "out_of_order",
+    "unsigned",
+    "unknown_key",
+    "wrong_signer",
+    "bad_signature",
+    "duplicate_id_conflict",
     "handler_error",
 )
 """``dlq_reason`` values: ``shared.cloudevents.DecodeError.reason`` codes, ``out_of_order`` for a valid
-event the SOP does not allow where it stands (``shared.sop.UnfoldableEvent``), and ``handler_error`` when the
-consuming service's own handler failed (``shared.inbox``). An event type the consumer does not know
+event the SOP does not allow where it stands (``shared.sop.UnfoldableEvent``), ``handler_error`` when the
+consuming service's own handler failed (``shared.inbox``); ``unsigned`` … ``bad_signature`` when the record's
+origin is not proven (``shared.origin.OriginError``), ``duplicate_id_conflict`` for an applied event id
+that came again with other content (``shared.inbox``). An event type the consumer does not know
 (``unknown_type``) is skipped, never dead-lettered: a newer producer may publish it first."""
 
 GENERATED_NOTE = (
@@ -174,6 +181,22 @@ def ce_headers_schema(event_type: str) -> dict[str, Any]:
                 ),
             },
             "content-type": {"type": "string", "const": CONTENT_TYPE},
+            "ce_signaturekeyid": {
+                "type": "string",
+                "description": (
+                    "CloudEvents extension: the id of the producing service's key in the key registry "
+                    "(docs/events.md, Signed origin). Absent only on records from before signing."
+                ),
+            },
+            "ce_signature": {
+                "type": "string",
+                "contentEncoding": "base64",
+                "description": (
+                    "CloudEvents extension: Ed25519 signature (standard base64) over the key, the identifying "
+                    "ce_* headers, ce_signaturekeyid and the value (layout renja-event-signature/v1). Refuse a "
+                    "record whose signature does not verify."
+                ),
+            },
             "traceparent": {
                 "type": "string",
                 "pattern": TRACEPARENT_RE.pattern,

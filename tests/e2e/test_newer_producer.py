@@ -23,6 +23,7 @@ from shared.manifest import PRODUCERS, SERVICES, database_of
 from shared.settings import ServiceSettings
 from tests.kit.kafkatools import read_all
 from tests.kit.people import PEOPLE
+from tests.kit.signing import row_signature
 from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.e2e
@@ -51,11 +52,21 @@ async def _append_as_newer_directive(stack: StackSettings, renja_id: UUID) -> li
     try:
         ids = []
         for version, (event_id, event_type, data) in enumerate(_newer_events(renja_id), start=1):
+            occurred_at = datetime.fromisoformat(str(data["occurred_at"]))
+            payload = json.dumps(data).encode()
+            signature, key_id = row_signature(
+                event_id=event_id,
+                stream_id=renja_id,
+                event_type=event_type,
+                source="directive",
+                occurred_at=occurred_at,
+                payload=payload,
+            )  # signed with the directive's key, as a newer directive release signs
             await conn.execute(
-                "INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data)"
-                " VALUES ($1, $2, $3, $4, 'directive', $5, $6::jsonb)",
-                event_id, renja_id, version, event_type, datetime.fromisoformat(str(data["occurred_at"])),
-                json.dumps(data),
+                "INSERT INTO events (event_id, stream_id, version, event_type, source, occurred_at, data,"
+                " payload, signature, signature_key_id)"
+                " VALUES ($1, $2, $3, $4, 'directive', $5, $6::jsonb, $7, $8, $9)",
+                event_id, renja_id, version, event_type, occurred_at, payload.decode(), payload, signature, key_id,
             )  # fmt: skip
             ids.append(event_id)
         await conn.execute("SELECT pg_notify('outbox_directive', '')")

@@ -17,6 +17,7 @@ from services.audit.reconcile import collect, compare_witnesses
 from services.audit.settings import AuditSettings
 from shared.db import migrate
 from shared.events import Event
+from shared.origin import service_signer
 from shared.settings import ServiceSettings
 from tests.integration.test_audit_projection import SOP, START, publish, wait_rows
 from tests.kit.driver import cycle_events
@@ -159,3 +160,38 @@ async def test_reconcile_lists_every_id_missing_or_extra_anywhere(
         (str(events[0].event_id), "missing", "audit"),
     }
     assert set(found) == expected and len(found) == len(expected)
+
+
+async def test_verify_names_each_signer_and_refuses_an_entry_whose_signature_was_altered(
+    topic: str, tmp_path: Path
+) -> None:
+    events = cycle_events(SOP, uuid4(), start=START, cancel_before_step=5)
+    renja = events[0].renja_id
+    async with run_service(create_app, AuditSettings, topic=topic, run_dir=tmp_path) as (client, settings):
+        await publish(settings.kafka_bootstrap, topic, events)
+        await wait_rows(settings.postgres_dsn(), len(events))
+        url = f"/renja/{renja}/verify"
+        report = (await client.get(url, headers=auth(settings, "auditor"))).json()
+        assert report["ok"], report
+        assert [(s["service"], s["key_id"], s["status"]) for s in report["signers"]] == [
+            (e.source, service_signer(e.source).key_id, "signed") for e in events
+        ]
+        conn = await asyncpg.connect(settings.postgres_dsn())
+        try:  # someone swaps the stored signature of entry 2 for that of entry 3
+            await conn.execute(
+                "UPDATE audit_events SET signature = (SELECT signature FROM audit_events"
+                " WHERE renja_id = $1 AND position = 3) WHERE renja_id = $1 AND position = 2",
+                renja,
+            )
+        finally:
+            await conn.close()
+        report = (await client.get(url, headers=auth(settings, "auditor"))).json()
+    checks = {c["name"]: c for c in report["checks"]}
+    assert not report["ok"] and report["first_bad_position"] == 2
+    assert (checks["origin"]["ok"], checks["origin"]["kind"], checks["origin"]["position"]) == (
+        False,
+        "bad_signature",
+        2,
+    )
+    assert not checks["projection"]["ok"] and checks["projection"]["position"] == 2  # the chain covers it
+    assert report["signers"][1]["status"] == "bad_signature"

@@ -23,7 +23,6 @@ from services.audit.projector import BatchResult, Projector
 from services.audit.rebuild import rebuild, rebuild_equals_live
 from services.audit.settings import AuditSettings
 from services.audit.tables import LIVE, REBUILD
-from shared.cloudevents import to_kafka
 from shared.db import migrate
 from shared.events import Event
 from shared.kafka import start_producer
@@ -31,6 +30,7 @@ from shared.settings import ServiceSettings
 from shared.sop import load_sop
 from tests.kit.driver import cycle_events
 from tests.kit.servicekit import run_service
+from tests.kit.signing import signed
 from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ async def publish(bootstrap: str, topic: str, events: list[Event]) -> None:
     producer: AIOKafkaProducer = await start_producer(bootstrap, client_id="audit-test")
     try:
         for event in events:
-            rec = to_kafka(event)
+            rec = signed(event)
             await producer.send(topic, key=rec.key, value=rec.value, headers=rec.headers)
         await producer.flush()
     finally:

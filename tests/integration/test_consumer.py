@@ -11,12 +11,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.cloudevents import to_kafka
+from shared.cloudevents import KafkaRecord
 from shared.events import Event
 from shared.inbox import Delivery, IdempotentConsumer
 from shared.settings import ServiceSettings
 from tests.kit.factories import directive
 from tests.kit.kafkatools import read_all
+from tests.kit.signing import sign_as, signed
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ async def produce(settings: ServiceSettings, topic: str, records: list[tuple[byt
 
 
 def good(text: str, stream=None) -> tuple[bytes, bytes, list]:  # type: ignore[no-untyped-def,type-arg]
-    rec = to_kafka(directive(stream, text=text))
+    rec = signed(directive(stream, text=text))
     return rec.key, rec.value, rec.headers
 
 
@@ -92,7 +93,9 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_good_one_is_applied(
     future = (key, value, list({**h, "ce_type": b"renja.Unknown.v9"}.items()))
     # ... and a known event with a field this release does not know is applied (the field ignored).
     newer_key, newer_value, newer_headers = good("with a newer field", stream)
-    newer = (newer_key, json.dumps({**json.loads(newer_value), "opd_kode": "1.02"}).encode(), newer_headers)
+    newer_value = json.dumps({**json.loads(newer_value), "opd_kode": "1.02"}).encode()
+    newer_headers = [(k, v) for k, v in newer_headers if k not in ("ce_signature", "ce_signaturekeyid")]
+    newer = (newer_key, newer_value, sign_as("directive", KafkaRecord(newer_key, newer_value, newer_headers)).headers)
     last = good("after the poison", stream)
     await produce(settings, topic, [poison[0], future, newer, *poison[1:], last])
     pool = await asyncpg.create_pool(scratch_db, min_size=1, max_size=4)
@@ -185,3 +188,62 @@ async def test_consumer_killed_mid_batch_applies_every_event_exactly_once(
     await pool.close()
     assert applied == total
     assert len(rows) == total and all(r["n"] == 1 for r in rows)
+
+
+async def test_a_duplicate_id_with_another_payload_is_dead_lettered_and_counted(
+    scratch_db: str, topic: str, settings: ServiceSettings
+) -> None:
+    await effects_table(scratch_db)
+    original = directive(uuid4(), text="asli")
+    other = original.model_copy(update={"text": "palsu, validly signed"})  # same event id, other content
+    first, conflict, redelivery = signed(original), signed(other), signed(original)
+    after = good("after the conflict", original.renja_id)
+    await produce(settings, topic, [(r.key, r.value, r.headers) for r in (first, conflict, redelivery)] + [after])
+    pool = await asyncpg.create_pool(scratch_db, min_size=1, max_size=4)
+    consumer = make_consumer(pool, settings, topic, f"g-{uuid4().hex[:8]}")
+    task = asyncio.create_task(consumer.run())
+    try:
+        assert await wait_applied(scratch_db, 2) == 2
+        dead = await read_all(settings.kafka_bootstrap, f"{topic}.dlq", expect=1)
+        for _ in range(100):
+            if consumer.stats.duplicates >= 1:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.close()
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"duplicate_id_conflict"]
+    assert dead[0].value == conflict.value and str(original.event_id).encode() in dict(dead[0].headers)["dlq_error"]
+    assert consumer.stats.duplicate_conflicts == 1
+    assert consumer.stats.dead_lettered_by_reason == {"duplicate_id_conflict": 1}
+    assert consumer.stats.duplicates == 1  # the identical re-delivery stays a silent duplicate
+    conn = await asyncpg.connect(scratch_db)
+    applied = [r["text"] for r in await conn.fetch("SELECT text FROM applied")]
+    await conn.close()
+    assert applied == ["asli", "after the conflict"]
+
+
+async def test_an_unsigned_or_forged_record_is_dead_lettered_with_its_reason(
+    scratch_db: str, topic: str, settings: ServiceSettings
+) -> None:
+    await effects_table(scratch_db)
+    stream = uuid4()
+    key, value, headers = good("genuine", stream)
+    unsigned = [(k, v) for k, v in headers if not k.startswith("ce_signature")]
+    tampered = json.dumps({**json.loads(value), "text": "tampered"}).encode()
+    await produce(settings, topic, [(key, value, unsigned), (key, tampered, headers), (key, value, headers)])
+    pool = await asyncpg.create_pool(scratch_db, min_size=1, max_size=4)
+    consumer = make_consumer(pool, settings, topic, f"g-{uuid4().hex[:8]}")
+    task = asyncio.create_task(consumer.run())
+    try:
+        assert await wait_applied(scratch_db, 1) == 1
+        dead = await read_all(settings.kafka_bootstrap, f"{topic}.dlq", expect=2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await pool.close()
+    assert [dict(r.headers)["dlq_reason"] for r in dead] == [b"unsigned", b"bad_signature"]
+    assert consumer.stats.dead_lettered_by_reason == {"unsigned": 1, "bad_signature": 1}

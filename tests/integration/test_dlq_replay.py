@@ -8,19 +8,19 @@ from uuid import uuid4
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.cloudevents import to_kafka
 from shared.dlq import dead_letters, replay
 from shared.settings import ServiceSettings
 from tests.kit.factories import directive
 from tests.kit.kafkatools import read_all
+from tests.kit.signing import signed
 
 pytestmark = pytest.mark.integration
 
 
 async def test_replay_puts_a_dead_letter_back_in_its_partition_once(topic: str, settings: ServiceSettings) -> None:
     stream = uuid4()
-    reference = to_kafka(directive(stream, text="first"))  # sent by the services' own producer
-    lost = to_kafka(directive(stream, text="refused by a bug since fixed"))
+    reference = signed(directive(stream, text="first"))  # sent by the services' own producer
+    lost = signed(directive(stream, text="refused by a bug since fixed"))
     dlq_extra = [("dlq_reason", b"handler_error"), ("dlq_error", b"ValueError: bug"), ("dlq_consumer", b"t"),
                  ("dlq_topic", topic.encode()), ("dlq_partition", b"0"), ("dlq_offset", b"1")]  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=True)

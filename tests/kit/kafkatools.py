@@ -10,19 +10,20 @@ import time
 
 from aiokafka import ConsumerRecord
 
-from shared.cloudevents import to_kafka
 from shared.dlq import partition_numbers, read_topic
 from shared.events import Event
 from shared.kafka import start_producer
 from shared.settings import ServiceSettings
+from tests.kit.signing import signed
 
 
 async def publish(settings: ServiceSettings, topic: str, events: list[Event]) -> None:
-    """Send ``events`` to ``topic`` in order, keyed by Renja id (CloudEvents binary mode), each send awaited."""
+    """Send ``events`` to ``topic`` in order, keyed by Renja id (CloudEvents binary mode), each signed by its
+    producing service's key (``tests.kit.signing``) and each send awaited."""
     producer = await start_producer(settings.kafka_bootstrap, client_id="sopdriver")
     try:
         for event in events:
-            record = to_kafka(event)
+            record = signed(event)
             await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
     finally:
         await producer.stop()

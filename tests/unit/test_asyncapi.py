@@ -16,7 +16,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from deploy.local.settings import StackSettings
-from shared import cloudevents, inbox
+from shared import cloudevents, inbox, origin
 from shared.cloudevents import DecodeError, from_kafka, header_map, to_kafka
 from shared.events import EVENT_TYPES
 from shared.events.asyncapi import ASYNCAPI_FILE, BUNDLED_FILE, DLQ_REASONS, SHIPPED_SOP_FILE, rendered
@@ -142,8 +142,9 @@ def test_dead_letter_headers_we_produce_validate(doc: dict[str, Any]) -> None:
 
 
 def test_every_dead_letter_reason_is_one_the_code_can_give() -> None:
-    # the decoder's codes, the inbox's handler_error, and the services' refusal (shared.sop.UnfoldableEvent)
-    code = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in (cloudevents, inbox, anomaly))
+    # the decoder's codes, the inbox's handler_error, the services' refusal (shared.sop.UnfoldableEvent),
+    # and the origin refusals (shared.origin)
+    code = "".join(Path(m.__file__ or "").read_text(encoding="utf-8") for m in (cloudevents, inbox, anomaly, origin))
     assert [r for r in DLQ_REASONS if f'"{r}"' not in code] == []
 
 

@@ -32,6 +32,7 @@ from shared.sop import CommandContext, RenjaState, SopDefinition, decide, evolve
 from tests.kit import commands
 from tests.kit.driver import CANCEL, RECEIPT, RETURNS, STEPS, Cycle, Step, cycle_events
 from tests.kit.people import actor
+from tests.kit.signing import legacy_trust
 
 pytestmark = pytest.mark.unit
 
@@ -299,7 +300,7 @@ def test_the_stored_step_of_a_raced_paraf_is_none_as_on_the_page() -> None:
         )
         for i, r in enumerate(records)
     ]  # fmt: skip
-    batch = decode_batch(consumed)
+    batch = decode_batch(consumed, legacy_trust())
     rows, _, _ = Projector(SOP, Ed25519PrivateKey.generate())._fold(batch.events, {}, BatchResult())
     column = EVENT_COLUMNS.index("step_number")
     assert [row[column] for row in rows] == [*range(1, 9), None, None]  # …, RenjaCancelled, the raced paraf
