@@ -5,7 +5,7 @@ Owns the drill's steps and checks; run it with ``make drill-rolling-upgrade`` (n
 1. a "newer release" is this work tree's ``HEAD`` (``git archive``) in a temp dir, patched with
    ``newer-release.patch``: ``DirectiveIssued`` gains a defaulted ``priority`` the newer decider fills,
    an *arahan* also emits ``renja.DirectiveAcknowledged.v1`` (a type the old release does not know), and
-   the audit's ``PROJECTION_VERSION`` goes 5 → 6 because its fold changed: it now chains that type;
+   the audit's ``PROJECTION_VERSION`` goes 8 → 9 because its fold changed: it now chains that type;
 2. the stack (``RENJA_*`` from the environment: source ``.env.ports`` first) runs with ``directive`` from
    the newer copy and every other service from this tree; one whole cycle is driven over HTTP; checks:
    distributed at every service, no new dead letter on any DLQ topic, ``renja reconcile`` (old release)
@@ -281,10 +281,10 @@ async def chains_and_reconcile(settings: StackSettings, newer: Path, report: Rep
 
 async def upgraded_phase(settings: StackSettings, newer: Path, renja_id: str, report: Report) -> None:
     """Every service on the newer release, twice: the first start refolds (the audit's fold changed: it now
-    chains the new type, ``PROJECTION_VERSION`` 5 → 6), the second does not (same release, same fold)."""
-    print("== all upgraded: every service from the newer copy (the audit's fold changed: 5 -> 6)", flush=True)
+    chains the new type, ``PROJECTION_VERSION`` 8 → 9), the second does not (same release, same fold)."""
+    print("== all upgraded: every service from the newer copy (the audit's fold changed: 8 -> 9)", flush=True)
     before, after, refolded = await restart_all(settings, newer, renja_id)
-    report.check("the audit's version mark moved to the newer fold", after.version == "6", f"{before.version} -> 6")
+    report.check("the audit's version mark moved to the newer fold", after.version == "9", f"{before.version} -> 9")
     report.check("the audit refolded (refold logged, rows rebuilt)", refolded and after.xmins != before.xmins)
     got = await audit_holds(settings, renja_id, want=len(before.xmins) + 1)
     report.check(f"the refold chained {NEW_TYPE} too", got == len(before.xmins) + 1, f"{got} rows")
