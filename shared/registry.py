@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.events import OpdIdentity, OpdUnit, Recipient
+from shared.yamlnodes import node_at
 
 REGISTRY_FILE_ENV = "RENJA_REGISTRY_FILE"
 """Environment variable naming the deployment's registry file (read by ``default_registry_path`` only)."""
@@ -212,22 +213,6 @@ def default_registry_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(override) if override else DEFAULT_REGISTRY
 
 
-def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
-    """The deepest YAML node along a pydantic error location (stops where the path leaves the tree)."""
-    node = root
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            child = node.value[part]
-        else:
-            child = None
-        if child is None:
-            break
-        node = child
-    return node
-
-
 def _problems(data: RegistryFile) -> list[tuple[tuple[int | str, ...], str]]:
     """Rules the schema alone cannot state, each with the location of the offending value."""
     problems: list[tuple[tuple[int | str, ...], str]] = []
@@ -284,11 +269,11 @@ def load_registry(path: Path | None = None) -> Registry:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        line = _node_at(root, loc).start_mark.line + 1
+        line = node_at(root, loc).start_mark.line + 1
         raise RegistryFileError(path, line, f"{'.'.join(map(str, loc))}: {first['msg']}") from exc
     problems = _problems(data)
     if problems:
         loc, message = problems[0]
-        line = _node_at(root, loc).start_mark.line + 1
+        line = node_at(root, loc).start_mark.line + 1
         raise RegistryFileError(path, line, f"{'.'.join(map(str, loc))}: {message}")
     return Registry(data=data, path=path, sha256=hashlib.sha256(raw).hexdigest())

@@ -33,6 +33,7 @@ from shared.events import (
     Recipient,
     Signed,
 )
+from shared.yamlnodes import node_at
 
 SOP_FILE_ENV = "RENJA_SOP_FILE"
 """Environment variable that may point to another agency's SOP file (read by ``default_sop_path`` only)."""
@@ -354,22 +355,6 @@ def default_sop_path(environ: Mapping[str, str] | None = None) -> Path:
     return Path(override) if override else Path(__file__).parent.parent / "sop.yaml"
 
 
-def _node_at(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
-    """The deepest YAML node along a pydantic error location (stops where the path leaves the tree)."""
-    node = root
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            child = node.value[part]
-        else:
-            child = None
-        if child is None:
-            break
-        node = child
-    return node
-
-
 Problem = tuple[tuple[int | str, ...], str]
 """Where in the file (a pydantic-style location) and what is wrong."""
 
@@ -460,12 +445,12 @@ def load_sop(path: Path | None = None) -> SopDefinition:
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
-        line = _node_at(root, loc).start_mark.line + 1
+        line = node_at(root, loc).start_mark.line + 1
         dotted = ".".join(str(p) for p in loc)
         raise SopFileError(path, line, f"{dotted}: {first['msg']}") from exc
     problems = _semantic_problems(sop)
     if problems:
         loc, message = problems[0]
-        line = _node_at(root, loc).start_mark.line + 1
+        line = node_at(root, loc).start_mark.line + 1
         raise SopFileError(path, line, message)
     return sop
