@@ -77,7 +77,9 @@ async def test_out_of_order_events_are_anomalies_for_the_audit_and_dead_letters_
         assert value(dead, "renja_consumer_dead_lettered_total", reason="handler_error") in (None, 0)
         letters = await read_topic(approvals_settings.kafka_bootstrap, approvals_settings.dlq_topic)
         reasons = {dict(r.headers)["ce_id"].decode(): dict(r.headers)["dlq_reason"].decode() for r in letters}
-        assert reasons == {str(skipped_ahead.event_id): "out_of_order", str(phantom.event_id): "out_of_order"}
+        # the rewritten duplicate is refused too, as a conflict with what the service applied (shared.inbox)
+        assert reasons == {str(skipped_ahead.event_id): "out_of_order", str(phantom.event_id): "out_of_order",
+                           str(rewritten.event_id): "duplicate_id_conflict"}  # fmt: skip
         state = (await approvals.get(f"/renja/{renja}/state", headers=auth(approvals_settings, "auditor"))).json()
         assert state["state"]["completed_steps"] == [1, 2, 3] and state["state"]["due_step"] == 4, state
 
@@ -101,7 +103,7 @@ async def test_a_tampered_history_is_served_as_tampered_and_a_rebuild_restores_i
             "tampered_at": None,
             "message": f"verified up to entry {len(done)}",
             "message_id": f"Terverifikasi sampai entri {len(done)}",
-            "checks": ["projection", "signed_head"],
+            "checks": ["projection", "origin", "signed_head"],
         }
 
         conn = await asyncpg.connect(dsn)

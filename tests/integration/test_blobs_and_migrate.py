@@ -40,7 +40,7 @@ async def test_four_migrators_at_once_all_succeed_and_apply_each_revision_once(f
     conn = await asyncpg.connect(fresh_db)
     try:
         heads = sorted(r["version_num"] for r in await conn.fetch("SELECT version_num FROM alembic_version"))
-        assert heads == ["documents_0002", "plumbing_0002"]
+        assert heads == ["documents_0002", "plumbing_0003"]
         assert await conn.fetchval("SELECT count(*) FROM blobs") == 0
     finally:
         await conn.close()

@@ -22,11 +22,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.directive.settings import DirectiveSettings
-from shared.cloudevents import to_kafka
 from shared.kafka import ensure_topics
 from shared.logging import CORRELATION_KEYS
 from shared.manifest import app_of
 from tests.kit.factories import directive
+from tests.kit.signing import signed
 from tests.kit.tokens import auth
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,7 @@ async def test_every_line_is_json_of_one_schema_and_a_dead_letter_names_its_own_
         assert (await client.get("/no/such/route")).status_code == 404
         assert (await client.get(f"/renja?token={'a' * 40}", headers={"X-Request-ID": "bad id!"})).status_code == 401
         # a good record (its ids are bound while it is handled), then a poison one with other ids
-        rec = to_kafka(good)
+        rec = signed(good)  # as its producing service signs it: only the poison is dead-lettered
         poison_headers = [(k, v) for k, v in rec.headers if k != "ce_id"] + [("ce_id", poison_id.encode())]
         records = [(rec.key, rec.value, rec.headers), (poison_renja.encode(), b"{not json", poison_headers)]
         await produce(s.kafka_bootstrap, topic, records)

@@ -13,6 +13,7 @@ from uuid import uuid4
 import jwt
 import pytest
 
+from shared.registry import load_registry
 from shared.settings import ServiceSettings
 from tests.integration.test_audit_projection import SOP, START, audit_service, publish, wait_rows
 from tests.kit.driver import cycle_events
@@ -62,8 +63,11 @@ async def test_region_cycles_csv_page_and_menunggu_saya_from_the_log(topic: str,
         late, fresh = rows[str(waiting_id)], rows[str(review_id)]
         assert (late["current_step"], late["waiting_on_role"], late["overdue"]) == (4, "staf", True)
         assert late["waiting_minutes"] == 620.0  # Mon 09:20-16:00 = 400, Tue 07:30-11:10 = 220
-        assert (late["opd_name"], late["standard_minutes"], late["signed"]) == ("Bapperida", 300, False)
+        # the name is the region registry's (data/region/bengkulu-utara.yaml), not the one the arahan carried
+        registered = load_registry().opd(BAPPERIDA).name
+        assert (late["opd_name"], late["standard_minutes"], late["signed"]) == (registered, 300, False)
         assert (fresh["current_step"], fresh["waiting_on_role"], fresh["overdue"]) == (8, "kasubag_pp", False)
+        # a code the registry does not know keeps the name its arahan carried
         assert fresh["waiting_minutes"] == 10.0 and fresh["opd_name"] == "Dinas Pendidikan"
 
         # the waiting time is the timeline's, to the minute

@@ -35,6 +35,7 @@ from shared.db import migrate
 from shared.events import Event, StepOverdue, StepReminderDue, parse_event
 from shared.process import fold_consumed
 from shared.sop import load_sop
+from shared.sop.anomaly import UnfoldableEvent
 from shared.workcalendar import calendar_from_sop
 from tests.kit.driver import CANCEL, RETURNS, STEPS, Cycle
 
@@ -208,7 +209,9 @@ async def test_a_completed_step_cancels_its_timers_and_plans_the_next(
         (4, "overdue"),
     }
     assert {by[(s, k)]["cancel_reason"] for s in (2, 3) for k in ("reminder", "overdue")} == {"completed"}
-    await n.fold(cycle.events)  # a replay plans nothing new and cancels nothing more
+    # a replay that got past the inbox's de-duplication is refused before any reaction: nothing planned
+    with pytest.raises(UnfoldableEvent):
+        await n.fold(cycle.events)
     assert len(await n.timer_rows(cycle.renja_id)) == len(rows)
 
 
