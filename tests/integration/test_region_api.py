@@ -22,7 +22,7 @@ from tests.kit.tokens import auth, token
 pytestmark = pytest.mark.integration
 
 BAPPERIDA = "5.01.5.05.0.00.01.0000"
-DISDIK = "1.01.0.00.0.00.01.0000"
+DISDIK = "1.01.2.22.0.00.01.0000"  # both are OPDs of the default registry (tokens carry these codes)
 # START is Monday 3 Aug 2026 08:00 WIB; AS_OF Tuesday 11:10 WIB
 AS_OF = "2026-08-04T04:10:00Z"
 
@@ -67,8 +67,7 @@ async def test_region_cycles_csv_page_and_menunggu_saya_from_the_log(topic: str,
         registered = load_registry().opd(BAPPERIDA).name
         assert (late["opd_name"], late["standard_minutes"], late["signed"]) == (registered, 300, False)
         assert (fresh["current_step"], fresh["waiting_on_role"], fresh["overdue"]) == (8, "kasubag_pp", False)
-        # a code the registry does not know keeps the name its arahan carried
-        assert fresh["waiting_minutes"] == 10.0 and fresh["opd_name"] == "Dinas Pendidikan"
+        assert fresh["waiting_minutes"] == 10.0 and fresh["opd_name"] == load_registry().opd(DISDIK).name
 
         # the waiting time is the timeline's, to the minute
         timeline = await client.get(f"/renja/{waiting_id}/timeline", params={"as_of": AS_OF}, headers=auditor)
