@@ -31,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.events import OpdIdentity, OpdUnit, Recipient
-from shared.yamlnodes import node_at
+from shared.yamlnodes import YamlFileError, node_at
 
 REGISTRY_FILE_ENV = "RENJA_REGISTRY_FILE"
 """Environment variable naming the deployment's registry file (read by ``default_registry_path`` only)."""
@@ -195,15 +195,8 @@ class Registry:
         )
 
 
-class RegistryFileError(ValueError):
+class RegistryFileError(YamlFileError):
     """The registry file cannot be used; the message names the file, the line (1-based) and the field."""
-
-    def __init__(self, path: Path, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path = path
-        self.line = line
-        self.problem = problem
 
 
 def default_registry_path(environ: Mapping[str, str] | None = None) -> Path:

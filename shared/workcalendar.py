@@ -38,7 +38,8 @@ DEFAULT_OFFICE_HOURS: OfficeHours = {
     3: (time(7, 30), time(16, 0)),
     4: (time(7, 30), time(16, 30)),
 }
-"""Assumed Pemerintah Kota Bogor office hours (5-day week, no break subtracted): 510 min Mon-Thu, 540 Fri."""
+"""Assumed office hours of a regional government (5-day week, no break subtracted): 510 min Mon-Thu, 540 Fri;
+the SOP file's `office_hours` replace them."""
 
 
 def indonesian_public_holidays() -> Container[date]:

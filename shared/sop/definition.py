@@ -33,7 +33,7 @@ from shared.events import (
     Recipient,
     Signed,
 )
-from shared.yamlnodes import node_at
+from shared.yamlnodes import YamlFileError, node_at
 
 SOP_FILE_ENV = "RENJA_SOP_FILE"
 """Environment variable that may point to another agency's SOP file (read by ``default_sop_path`` only)."""
@@ -334,15 +334,8 @@ class SopDefinition(_SopModel):
         return StepPlan(tuple(kinds))
 
 
-class SopFileError(ValueError):
+class SopFileError(YamlFileError):
     """The SOP file cannot be used; the message names the file and the line (1-based)."""
-
-    def __init__(self, path: Path, line: int | None, problem: str) -> None:
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {problem}")
-        self.path = path
-        self.line = line
-        self.problem = problem
 
 
 def default_sop_path(environ: Mapping[str, str] | None = None) -> Path:
