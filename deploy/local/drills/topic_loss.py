@@ -30,13 +30,13 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local import supervisor
+from deploy.local.drills.report import Report
 from deploy.local.kafka_broker import Kafka
 from deploy.local.process import StackError
 from deploy.local.services import Service, existing_services
@@ -50,22 +50,6 @@ from shared.sop import load_sop
 from tests.kit.driver import STEPS, Http, HttpCycle
 from tests.kit.rows import load_rows
 from tests.kit.tokens import everyone
-
-
-@dataclass
-class Report:
-    """The checks in order: ``(name, ok, detail)``."""
-
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append((name, ok, detail))
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
-
-    @property
-    def ok(self) -> bool:
-        return all(ok for _, ok, _ in self.checks)
 
 
 def renja_cli(settings: StackSettings, *args: str) -> subprocess.CompletedProcess[str]:

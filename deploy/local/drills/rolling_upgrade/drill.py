@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -43,6 +43,7 @@ import asyncpg
 import httpx
 
 from deploy.local import supervisor
+from deploy.local.drills.report import Report
 from deploy.local.process import spawn
 from deploy.local.services import Service, existing_services
 from deploy.local.settings import StackSettings
@@ -58,22 +59,6 @@ HERE = Path(__file__).resolve().parent
 PATCH = HERE / "newer-release.patch"
 NEW_TYPE = "renja.DirectiveAcknowledged.v1"
 UPGRADED_FIRST = "directive"
-
-
-@dataclass
-class Report:
-    """The checks in order: ``(name, ok, detail)``."""
-
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append((name, ok, detail))
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}{': ' + detail if detail else ''}", flush=True)
-        return ok
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
 
 
 def make_newer_copy(repo: Path, dest: Path) -> None:
